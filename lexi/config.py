@@ -1,0 +1,158 @@
+"""Run configuration: ml_collections ConfigDicts with every field spelled out.
+
+Config files (configs/*.py) define `get_config(variant)` starting from `base_config()`.
+On the command line a file is named with its variant after a colon
+(`configs/standard.py:tiny`) and any field can be overridden with `--config.a.b=value`.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import ml_collections
+
+from lexi.errors import UserError
+from lexi.model.config import BackboneConfig
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # one integer decides initialisation, data order, random embeddings, dropout
+    c.model = ml_collections.ConfigDict(dataclasses.asdict(BackboneConfig()))
+    c.embedding = ml_collections.ConfigDict({"kind": "trainable", "tied": True, "readout_chunk": 0})
+    c.data = ml_collections.ConfigDict({
+        "corpus": "kjv",  # kjv | python_code | text_files | tfds:<name>
+        "files": "",  # text_files: glob(s) of .txt / .jsonl, comma separated
+        "text_field": "text",  # .jsonl and TFDS feature holding the text
+        "val_fraction": 0.02,  # share of documents held out (by a hash of their key)
+        "max_documents": 0,  # 0 = all
+        "tfds_split": "train",
+        "tfds_validation_split": "validation",
+        "tfds_data_dir": "",
+        "seq_len": 128,
+        "cache_dir": "",  # token streams and trained tokenizers; "" = ~/.cache/lexi
+        "tokenizer": ml_collections.ConfigDict({
+            "kind": "char",  # char (ASCII, 128) | byte (259) | sentencepiece
+            "vocab_size": 8000,  # sentencepiece: trained on the corpus' train split
+            "model_type": "unigram",  # sentencepiece: unigram | bpe
+            "model_file": "",  # sentencepiece: an existing .model (e.g. T5's) instead of training
+        }),
+    })
+    c.train = ml_collections.ConfigDict({
+        "steps": 200,
+        "batch_size": 32,  # global sequences per optimizer step
+        "grad_accum": 1,  # micro-batches per step (batch_size must divide by it)
+        "optimizer": "adamw",  # adamw | adafactor
+        "lr": 3e-3,
+        "schedule": "cosine",  # cosine | linear | constant, after linear warmup
+        "warmup_steps": 50,
+        "end_lr_ratio": 0.1,  # final lr = lr * end_lr_ratio
+        "b1": 0.9,
+        "b2": 0.95,
+        "eps": 1e-8,
+        "weight_decay": 0.01,  # matrices only
+        "grad_clip": 1.0,  # global norm; 0 = off
+        "log_every": 10,
+        "eval_every": 100,  # validation loss every N steps and at the end; 0 = only at the end
+        "eval_batches": 4,
+        "checkpoint_every": 100,
+        "keep_checkpoints": 3,
+        "nonfinite": "stop",  # stop | skip: what a non-finite loss or gradient does
+        "peak_flops": 0.0,  # MFU denominator for all devices together; 0 = datasheet or measured
+        "prefetch": 2,  # batches prepared ahead on the host
+        "progress_bar": True,
+    })
+    c.mesh = ml_collections.ConfigDict({
+        "shape": ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}),  # -1: remaining devices
+        "rules": (),  # ((logical_name, mesh_axis_or_None), ...); empty = lexi.sharding.DEFAULT_RULES
+    })
+    return c
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """`path.py[:variant]` plus `--config.a.b=value` overrides."""
+    path, _, variant = spec.partition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"config file {path!r} does not exist")
+    mod_spec = importlib.util.spec_from_file_location(f"lexi_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"config file {path} failed to load: {type(e).__name__}: {e}") from e
+    if not hasattr(module, "get_config"):
+        raise UserError(f"config file {path} has no get_config() function")
+    cfg = module.get_config(variant) if variant else module.get_config()
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if isinstance(current, bool):
+            lowered = text.lower()
+            if lowered in ("true", "false"):
+                return lowered == "true"
+        raise UserError(f"--config.{key}={text}: cannot parse {text!r} as a {type(current).__name__}")
+    if isinstance(current, bool) and not isinstance(value, bool):
+        raise UserError(f"--config.{key}={text}: expected true or false")
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if current is not None and not isinstance(value, type(current)) and not (
+            isinstance(current, (tuple, list)) and isinstance(value, (tuple, list))):
+        raise UserError(f"--config.{key}={text}: expected a {type(current).__name__}, got {type(value).__name__}")
+    return value
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+    for item in overrides:
+        if not item.startswith("--config."):
+            raise UserError(f"unexpected argument {item!r}; overrides look like --config.train.steps=100")
+        key, eq, text = item[len("--config."):].partition("=")
+        if not eq:
+            raise UserError(f"override {item!r} needs a value: --config.{key}=VALUE")
+        node = cfg
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
+                raise UserError(f"--config.{key}: there is no config section {p!r}")
+            node = node[p]
+        leaf = parts[-1]
+        if leaf not in node:
+            raise UserError(f"--config.{key}: unknown field {leaf!r}; fields here: {sorted(node.keys())}")
+        node[leaf] = _parse_value(text, node[leaf], key)
+
+
+def to_json(cfg: ml_collections.ConfigDict) -> str:
+    return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+    """Checks that need no devices or data; run before anything is loaded or written."""
+    t = cfg.train
+    def need(cond, msg):
+        if not cond:
+            raise UserError(msg)
+    need(t.steps > 0, f"config.train.steps must be positive, got {t.steps}")
+    need(t.batch_size > 0, f"config.train.batch_size must be positive, got {t.batch_size}")
+    need(t.grad_accum > 0 and t.batch_size % t.grad_accum == 0,
+         f"config.train.batch_size ({t.batch_size}) must be a multiple of grad_accum ({t.grad_accum})")
+    need(t.lr > 0, f"config.train.lr must be positive, got {t.lr}")
+    need(t.warmup_steps >= 0, "config.train.warmup_steps must be >= 0")
+    need(t.nonfinite in ("stop", "skip"), f"config.train.nonfinite must be 'stop' or 'skip', got {t.nonfinite!r}")
+    need(cfg.data.seq_len > 1, f"config.data.seq_len must be at least 2, got {cfg.data.seq_len}")
+    need(t.log_every > 0 and t.checkpoint_every > 0, "config.train.log_every and checkpoint_every must be positive")
+    BackboneConfig.from_dict(dict(cfg.model))
+    if cfg.model.position == "learned" and cfg.model.max_len < cfg.data.seq_len:
+        raise UserError(f"config.model.max_len ({cfg.model.max_len}) is shorter than data.seq_len ({cfg.data.seq_len})")

@@ -1,0 +1,49 @@
+"""The embedding interface: the only thing that knows what a token id means.
+
+The backbone maps vectors to vectors; an `Embedding` turns token ids into input vectors
+and final hidden states into log-probabilities over the vocabulary. Each family is one
+subclass in this package:
+
+  trainable.py     learned table, tied or untied readout (standard LM)
+  lexinvariant.py  fresh Gaussian matrix per sequence, tied readout
+
+Anything an embedding needs besides its parameters arrives in `ctx`, an arbitrary pytree
+built per batch by `context(...)` (random seeds for lexinvariant, predicted tables for a
+hypernetwork) and passed through the model untouched.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class Embedding(nn.Module):
+    vocab_size: int
+    d_model: int
+
+    def embed(self, tokens_BxL: Array, ctx: Any) -> Array:
+        """Input vectors x_BxLxD for token ids."""
+        raise NotImplementedError
+
+    def logits(self, h_BxLxD: Array, ctx: Any) -> Array:
+        """float32 logits over the full vocabulary, [B, L, V]."""
+        raise NotImplementedError
+
+    def target_logprobs(self, h_BxLxD: Array, targets_BxL: Array, ctx: Any) -> Array:
+        """log p(target) per position, [B, L]. Families override this with a chunked path."""
+        logits = self.logits(h_BxLxD, ctx)
+        return jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), targets_BxL[..., None], axis=-1)[..., 0]
+
+    @staticmethod
+    def context(key: Array, step: Array, rows_B: Array) -> Any:
+        """Per-batch context from the run key, the step and each sequence's global row index.
+
+        Must be a pure function of its arguments so that evaluation and resumed runs see
+        exactly the same draws.
+        """
+        return None

@@ -1,0 +1,81 @@
+"""Backbone hyper-parameters as a frozen dataclass, checked once when a run starts."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+from lexi.errors import UserError
+
+POSITIONS = ("t5_bias", "rope", "learned", "none")
+ACTIVATIONS = ("gelu", "swiglu", "relu")
+NORMS = ("rmsnorm", "layernorm")
+REMAT = ("none", "full", "dots", "dots_no_batch")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneConfig:
+    """Shape and numerics of the decoder-only Transformer shared by every family."""
+
+    num_layers: int = 2
+    d_model: int = 64
+    num_heads: int = 4
+    head_dim: int = 0  # 0 = d_model // num_heads (which must then divide d_model)
+    num_kv_heads: int = 0  # 0 = num_heads (plain multi-head); fewer = grouped-query attention.
+    mlp_dim: int = 256
+    activation: str = "gelu"
+    norm: str = "rmsnorm"
+    norm_eps: float = 1e-6
+    dropout: float = 0.0
+    position: str = "t5_bias"
+    max_len: int = 2048  # learned absolute positions only
+    rope_theta: float = 10_000.0
+    relpos_buckets: int = 32  # T5 relative position bias
+    relpos_max_distance: int = 128
+    use_bias: bool = False  # biases in Dense layers (GPT-2 style)
+    dtype: str = "float32"  # compute dtype; parameters stay float32
+    remat: str = "none"
+    scan_layers: bool = False
+    attention_impl: str = "auto"  # "auto" | "xla" | "cudnn"
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def compute_dtype(self) -> Any:
+        return jnp.dtype(self.dtype)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BackboneConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"config.model has unknown field(s) {unknown}; valid fields: {sorted(known)}")
+        cfg = cls(**d)
+        if cfg.head_dim == 0:
+            if cfg.num_heads <= 0 or cfg.d_model % cfg.num_heads:
+                raise UserError(
+                    f"config.model: num_heads ({cfg.num_heads}) must divide d_model ({cfg.d_model}) "
+                    "when head_dim is 0; set head_dim explicitly or change num_heads")
+            cfg = dataclasses.replace(cfg, head_dim=cfg.d_model // cfg.num_heads)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise UserError(f"config.model: {msg}")
+
+        for name in ("num_layers", "d_model", "num_heads", "head_dim", "mlp_dim"):
+            need(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
+        need(self.num_heads % self.kv_heads == 0,
+             f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.kv_heads})")
+        need(self.position in POSITIONS, f"position must be one of {POSITIONS}, got {self.position!r}")
+        need(self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        need(self.norm in NORMS, f"norm must be one of {NORMS}, got {self.norm!r}")
+        need(self.remat in REMAT, f"remat must be one of {REMAT}, got {self.remat!r}")
+        need(self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        need(self.attention_impl in ("auto", "xla", "cudnn"), f"attention_impl must be auto, xla or cudnn")

@@ -1,0 +1,145 @@
+"""Building blocks of the backbone: norms, MLP, attention. Every parameter carries logical
+axis names (see lexi/sharding.py for the table that maps them to mesh axes)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lexi.model import positions as pos
+from lexi.model.config import BackboneConfig
+
+Array = jax.Array
+
+
+def logical(init, names):
+    return nn.with_logical_partitioning(init, names)
+
+
+def constrain(x: Array, names: tuple) -> Array:
+    """Activation sharding hint; a no-op outside a mesh."""
+    return nn.with_logical_constraint(x, names)
+
+
+class Norm(nn.Module):
+    """RMSNorm or LayerNorm, computed in float32 for stability."""
+
+    kind: str = "rmsnorm"
+    eps: float = 1e-6
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BxLxD: Array) -> Array:
+        d = x_BxLxD.shape[-1]
+        x = x_BxLxD.astype(jnp.float32)
+        scale = self.param("scale", logical(nn.initializers.ones, ("norm",)), (d,), jnp.float32)
+        if self.kind == "rmsnorm":
+            y = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + self.eps) * scale
+        else:
+            bias = self.param("bias", logical(nn.initializers.zeros, ("norm",)), (d,), jnp.float32)
+            mean = jnp.mean(x, axis=-1, keepdims=True)
+            var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+            y = (x - mean) * jax.lax.rsqrt(var + self.eps) * scale + bias
+        return y.astype(self.dtype)
+
+
+def dense(features, names, cfg: BackboneConfig, name: str, kernel_init=None):
+    return nn.DenseGeneral(
+        features=features,
+        use_bias=cfg.use_bias,
+        dtype=cfg.compute_dtype,
+        param_dtype=jnp.float32,
+        kernel_init=logical(kernel_init or nn.initializers.lecun_normal(), names),
+        bias_init=logical(nn.initializers.zeros, names[-1:] if isinstance(features, int) else names[1:]),
+        name=name,
+    )
+
+
+class Mlp(nn.Module):
+    """Feed-forward block: GELU / ReLU, or SwiGLU (gate and up projections)."""
+
+    cfg: BackboneConfig
+
+    @nn.compact
+    def __call__(self, x_BxLxD: Array, deterministic: bool) -> Array:
+        cfg = self.cfg
+        h = dense(cfg.mlp_dim, ("embed", "mlp"), cfg, "up")(x_BxLxD)
+        if cfg.activation == "swiglu":
+            gate = dense(cfg.mlp_dim, ("embed", "mlp"), cfg, "gate")(x_BxLxD)
+            h = nn.silu(gate) * h
+        elif cfg.activation == "gelu":
+            h = nn.gelu(h)
+        else:
+            h = nn.relu(h)
+        h = constrain(h, ("batch", "length", "act_mlp"))
+        out = dense(cfg.d_model, ("mlp", "embed"), cfg, "down")(h)
+        return nn.Dropout(cfg.dropout)(out, deterministic=deterministic)
+
+
+def _attention_mask(segment_ids_BxL: Optional[Array], kv_segment_ids_BxS: Optional[Array]) -> Optional[Array]:
+    if segment_ids_BxL is None:
+        return None
+    return (segment_ids_BxL[:, :, None] == kv_segment_ids_BxS[:, None, :])[:, None, :, :]
+
+
+class Attention(nn.Module):
+    """Causal self-attention through `jax.nn.dot_product_attention` (the fused kernel on GPU).
+
+    With `decode=True` it keeps a key/value cache in the "cache" collection and consumes one
+    position per call (used by lexi.generate).
+    """
+
+    cfg: BackboneConfig
+
+    @nn.compact
+    def __call__(self, x_BxLxD, *, segment_ids_BxL, positions_BxL, bias_1xNxLxS, deterministic, decode=False):
+        cfg = self.cfg
+        n, k, h = cfg.num_heads, cfg.kv_heads, cfg.head_dim
+        init = nn.initializers.lecun_normal()
+        q = dense((n, h), ("embed", "heads", "kv"), cfg, "query", init)(x_BxLxD)
+        key = dense((k, h), ("embed", "kv_heads", "kv"), cfg, "key", init)(x_BxLxD)
+        value = dense((k, h), ("embed", "kv_heads", "kv"), cfg, "value", init)(x_BxLxD)
+        q = constrain(q, ("batch", "length", "act_heads", "act_kv"))
+        if cfg.position == "rope":
+            q = pos.apply_rope(q, positions_BxL, cfg.rope_theta)
+            key = pos.apply_rope(key, positions_BxL, cfg.rope_theta)
+
+        if decode:
+            key, value, mask = self._update_cache(key, value)
+            is_causal = False
+        else:
+            mask = _attention_mask(segment_ids_BxL, segment_ids_BxL)
+            is_causal = True
+        bias = bias_1xNxLxS
+        impl = None if cfg.attention_impl == "auto" else cfg.attention_impl
+        if bias is not None:
+            bias = bias.astype(q.dtype)
+        out = jax.nn.dot_product_attention(
+            q, key, value, bias=bias, mask=mask, is_causal=is_causal, implementation=impl)
+        out = constrain(out, ("batch", "length", "act_heads", "act_kv"))
+        proj = nn.DenseGeneral(
+            features=cfg.d_model, axis=(-2, -1), use_bias=cfg.use_bias, dtype=cfg.compute_dtype,
+            param_dtype=jnp.float32, kernel_init=logical(init, ("heads", "kv", "embed")),
+            bias_init=logical(nn.initializers.zeros, ("embed",)), name="out")(out)
+        return nn.Dropout(cfg.dropout)(proj, deterministic=deterministic)
+
+    def _update_cache(self, key_BxLxKxH, value_BxLxKxH):
+        """Write L new keys/values at the cache index; each query sees the cache up to itself.
+
+        The cache is created by an init call whose inputs have the full cache length S.
+        """
+        is_initialized = self.has_variable("cache", "cached_key")
+        cached_key = self.variable("cache", "cached_key", jnp.zeros, key_BxLxKxH.shape, key_BxLxKxH.dtype)
+        cached_value = self.variable("cache", "cached_value", jnp.zeros, value_BxLxKxH.shape, value_BxLxKxH.dtype)
+        index = self.variable("cache", "index", lambda: jnp.array(0, jnp.int32))
+        if not is_initialized:
+            return key_BxLxKxH, value_BxLxKxH, None
+        b, s = cached_key.value.shape[:2]
+        i, l = index.value, key_BxLxKxH.shape[1]
+        cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key_BxLxKxH, (0, i, 0, 0))
+        cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value_BxLxKxH, (0, i, 0, 0))
+        index.value = i + l
+        mask_LxS = jnp.arange(s)[None, :] <= (i + jnp.arange(l))[:, None]
+        return cached_key.value, cached_value.value, jnp.broadcast_to(mask_LxS, (b, 1, l, s))

@@ -1,0 +1,36 @@
+"""Model and training shapes shared by the files in configs/, so that a lexinvariant run
+and its standard twin have exactly the same backbone, data and schedule."""
+
+
+def apply_tiny_shape(c):
+    """2 layers, width 64: the CPU smoke-test size."""
+    c.model.update(num_layers=2, d_model=64, num_heads=4, head_dim=16, mlp_dim=256,
+                   activation="gelu", norm="rmsnorm", position="t5_bias")
+    c.data.update(corpus="kjv", seq_len=128)
+    c.data.tokenizer.kind = "char"
+    c.train.update(steps=300, batch_size=16, lr=3e-3, warmup_steps=30, log_every=10,
+                   eval_every=100, checkpoint_every=100)
+
+
+def apply_small_shape(c):
+    """4 layers, width 256, context 256, batch 32: about 15 CPU minutes."""
+    c.model.update(num_layers=4, d_model=256, num_heads=4, head_dim=64, mlp_dim=1024,
+                   activation="gelu", norm="rmsnorm", position="t5_bias")
+    c.data.update(corpus="kjv", seq_len=256)
+    c.data.tokenizer.kind = "char"
+    c.train.update(steps=300, batch_size=32, lr=2e-3, warmup_steps=50, log_every=10,
+                   eval_every=100, checkpoint_every=100)
+
+
+def apply_paper_shape(c, vocab_32k: bool = False):
+    """Huang et al. 2023: ~150M parameters, Adafactor, cosine 0.01 -> 0.001, 250k steps."""
+    c.model.update(num_layers=12, d_model=1024, num_heads=8, head_dim=128, mlp_dim=4096,
+                   activation="gelu", norm="rmsnorm", position="t5_bias", dtype="bfloat16")
+    c.data.update(corpus="kjv", seq_len=512)
+    if vocab_32k:
+        c.data.tokenizer.update(kind="sentencepiece", vocab_size=32000, model_type="unigram")
+    else:
+        c.data.tokenizer.kind = "char"
+    c.train.update(steps=250_000, batch_size=64, optimizer="adafactor", lr=0.01, schedule="cosine",
+                   warmup_steps=1000, end_lr_ratio=0.1, weight_decay=0.0, grad_clip=1.0,
+                   log_every=100, eval_every=2000, checkpoint_every=2000)

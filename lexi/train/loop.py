@@ -1,0 +1,229 @@
+"""The one training loop, shared by every model family.
+
+`train(cfg, workdir)`: builds (or resumes) the run in `workdir`, then runs jit-compiled
+steps with explicit shardings and a donated state. Resuming is exact: the data order is
+a pure function of the step, the random embeddings and dropout of (seed, step, row), and
+parameters, optimizer and counters come back from the newest checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lexi import config as config_lib
+from lexi import sharding
+from lexi.errors import UserError
+from lexi.train import flops as flops_lib
+from lexi.train import peak as peak_lib
+from lexi.train.checkpoint import Checkpointer
+from lexi.train.metrics_log import MetricsWriter
+from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, init_state
+from lexi.train.step import make_steps
+
+log = logging.getLogger("lexi")
+
+
+class TrainingStopped(Exception):
+    """Raised for a clean early stop (preemption signal, non-finite loss); the message says why."""
+
+
+def _check_workdir(workdir: Path) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to run directory {workdir}: {e.strerror or e}") from e
+
+
+def _data(cfg, run: Run):
+    from lexi.data.corpora import get_corpus
+    from lexi.data.pipeline import Batches, build_token_stream
+
+    corpus = get_corpus(cfg.data)
+    train_tokens = build_token_stream(corpus, "train", run.tokenizer, cache_dir(cfg))
+    val_tokens = build_token_stream(corpus, "validation", run.tokenizer, cache_dir(cfg))
+    batches = Batches(train_tokens, cfg.data.seq_len, cfg.train.batch_size, cfg.seed, shuffle=True,
+                      process_index=jax.process_index(), process_count=jax.process_count(),
+                      bos_id=run.tokenizer.bos_id)
+    return batches, val_tokens
+
+
+def _val_batches(cfg, run: Run, val_tokens) -> list[dict]:
+    from lexi.data.pipeline import eval_windows
+
+    b, n = cfg.train.batch_size, cfg.train.eval_batches
+    win = eval_windows(val_tokens, cfg.data.seq_len, b * n, run.tokenizer.bos_id)
+    per = b // jax.process_count()
+    lo = jax.process_index() * per
+    return [{k: np.asarray(v[i * b + lo: i * b + lo + per]) for k, v in win.items()} for i in range(n)]
+
+
+def train(cfg, workdir: str | Path) -> dict:
+    """Train (or resume) and return the last logged metrics."""
+    workdir = Path(workdir)
+    config_lib.validate(cfg)
+    _check_workdir(workdir)
+    ckpt_dir = workdir / "checkpoints"
+    resuming = ckpt_dir.exists() and any(ckpt_dir.iterdir())
+    if resuming:
+        check_resume_compatible(cfg, workdir)
+    run = build_run(cfg, workdir)
+    t = cfg.train
+    divisor = sharding.batch_divisor(run.mesh) * t.grad_accum
+    if t.batch_size % divisor:
+        raise UserError(f"config.train.batch_size ({t.batch_size}) must be a multiple of the data-parallel "
+                        f"devices x grad_accum ({divisor}) for mesh {dict(run.mesh.shape)}")
+    batches, val_tokens = _data(cfg, run)
+    if jax.process_index() == 0:
+        (workdir / "config.json").write_text(config_lib.to_json(cfg))
+
+    ckpt = Checkpointer(ckpt_dir, keep=t.keep_checkpoints)
+    meta: dict = {}
+    latest = ckpt.latest_step()
+    if latest is not None:
+        state, meta = ckpt.restore(latest, run.abstract_state)
+        log.info("resumed from %s at step %d", ckpt_dir, latest)
+    else:
+        state = init_state(run, cfg.seed)
+    start = int(state.step)
+
+    rules = sharding.rules_from_config(cfg.mesh)
+    fns = make_steps(run.model, run.tx, grad_accum=t.grad_accum, use_dropout=cfg.model.dropout > 0,
+                     schedule=run.schedule)
+    batch_sh = sharding.batch_sharding(run.mesh)
+    repl = sharding.replicated(run.mesh)
+    with sharding.activation_context(run.mesh, rules):
+        train_step = jax.jit(fns.train_step, in_shardings=(run.state_shardings, batch_sh, repl),
+                             out_shardings=(run.state_shardings, repl), donate_argnums=(0,))
+        eval_step = jax.jit(fns.eval_step, in_shardings=(run.state_shardings.params, batch_sh, repl, repl),
+                            out_shardings=repl)
+    rng = jax.random.key(cfg.seed)
+    val = _val_batches(cfg, run, val_tokens)
+
+    def evaluate(params) -> float:
+        nll, count = 0.0, 0.0
+        with sharding.activation_context(run.mesh, rules):
+            for i, vb in enumerate(val):
+                out = eval_step(params, sharding.global_batch(vb, run.mesh), rng, jnp.int32(i * t.batch_size))
+                nll, count = nll + float(out["nll"]), count + float(out["count"])
+        return nll / max(count, 1.0)
+
+    backbone = run.model.backbone
+    flops_tok = flops_lib.train_flops_per_token(backbone, run.tokenizer.vocab_size, cfg.data.seq_len)
+    if t.peak_flops > 0:
+        peak = t.peak_flops
+    else:
+        per_dev, _ = peak_lib.peak_flops_per_device(backbone.dtype)
+        peak = per_dev if jax.devices()[0].platform == "cpu" else per_dev * jax.device_count()
+
+    writer = MetricsWriter(workdir, resume_step=start if latest is not None else None)
+    skipped = int(meta.get("skipped_steps", 0))
+    stop_signal: list[int] = []
+    try:  # preemption: finish the step in flight, save, exit cleanly
+        prev_handler = signal.signal(signal.SIGTERM, lambda signum, frame: stop_signal.append(signum))
+    except ValueError:  # not in the main thread (e.g. some notebooks): no preemption handling
+        prev_handler = None
+
+    from lexi.data.pipeline import Prefetcher
+    prefetch = Prefetcher(batches.batch_at, start, depth=max(1, t.prefetch))
+    pbar = _progress(t, start)
+    last: dict = {}
+    pending: list[dict] = []
+    tokens_per_step = t.batch_size * cfg.data.seq_len
+    t_interval, steps_interval = time.perf_counter(), 0
+    step = start
+
+    def save(s: int) -> None:
+        ckpt.save(s, state, {"step": s, "skipped_steps": skipped, "data_fingerprint": str(batches.num_windows)})
+
+    try:
+        for step in range(start, t.steps):
+            local = prefetch.next()
+            state, metrics = train_step(state, sharding.global_batch(local, run.mesh), rng)
+            pending.append(metrics)
+            steps_interval += 1
+            done = step + 1
+            if step == start:  # exclude compilation from throughput
+                jax.block_until_ready(metrics)
+                t_interval, steps_interval = time.perf_counter(), 0
+            is_log = done % t.log_every == 0 or done == t.steps
+            is_ckpt = done % t.checkpoint_every == 0 or done == t.steps
+            is_eval = (t.eval_every and done % t.eval_every == 0) or done == t.steps
+            if is_log or is_ckpt or stop_signal:
+                fetched = jax.device_get(pending)
+                pending = []
+                bad = [m for m in fetched if not bool(m["finite"])]
+                if bad:
+                    if t.nonfinite == "stop":
+                        first = done - len(fetched) + next(i for i, m in enumerate(fetched) if not bool(m["finite"]))
+                        which = "loss" if not math.isfinite(float(bad[0]["loss"])) else "grad_norm"
+                        raise TrainingStopped(
+                            f"non-finite {which} at step {first}: training stopped. The update was not applied; "
+                            f"the newest checkpoint in {ckpt_dir} is intact. Lower train.lr, raise warmup, or set "
+                            "--config.train.nonfinite=skip to skip such steps.")
+                    skipped += len(bad)
+                if is_log:
+                    now = time.perf_counter()
+                    elapsed = now - t_interval
+                    rate = tokens_per_step * steps_interval / elapsed if steps_interval and elapsed > 0 else 0.0
+                    good = [m for m in fetched if bool(m["finite"])] or fetched
+                    last = {"loss": float(np.mean([m["loss"] for m in good])),
+                            "grad_norm": float(np.mean([m["grad_norm"] for m in good])),
+                            "lr": float(fetched[-1]["lr"]),
+                            "tokens_per_sec": rate,
+                            "mfu": rate * flops_tok / peak if peak else 0.0,
+                            "skipped_steps": skipped}
+                    if is_eval:
+                        last["val_loss"] = evaluate(state.params)
+                    writer.write(done, last)
+                    _update_progress(pbar, done, last)
+                    t_interval, steps_interval = time.perf_counter(), 0
+            elif is_eval:
+                writer.write(done, {"val_loss": evaluate(state.params)})
+            if is_ckpt:
+                save(done)
+            if stop_signal:
+                save(done)
+                ckpt.wait()
+                raise TrainingStopped(
+                    f"received signal {stop_signal[0]}: saved a checkpoint at step {done} in {ckpt_dir}. "
+                    "Run the same command again to resume.")
+    finally:
+        prefetch.close()
+        if pbar is not None:
+            pbar.close()
+        writer.close()
+        ckpt.close()
+        if prev_handler is not None:
+            signal.signal(signal.SIGTERM, prev_handler)
+    return last
+
+
+def _progress(t, start: int):
+    if not t.progress_bar or jax.process_index() != 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=t.steps, initial=start, desc="train", dynamic_ncols=True, file=sys.stderr)
+
+
+def _update_progress(pbar, step: int, m: dict) -> None:
+    if pbar is None:
+        return
+    pbar.n = step
+    post = {"loss": f"{m['loss']:.3f}", "tok/s": f"{m['tokens_per_sec']:.0f}", "mfu": f"{100 * m['mfu']:.1f}%"}
+    if "val_loss" in m:
+        post["val"] = f"{m['val_loss']:.3f}"
+    pbar.set_postfix(post, refresh=False)
+    pbar.refresh()

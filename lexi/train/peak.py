@@ -1,0 +1,53 @@
+"""Peak FLOP/s of the devices, the denominator of MFU.
+
+Accelerators: the vendor's dense peak for the compute dtype (bf16; f32 on GPUs means TF32
+tensor cores off, so the bf16 figure would overstate MFU and we use the f32 one). CPU: there
+is no datasheet figure worth trusting, so we measure a large f32/bf16 matmul on this machine
+and call that the peak; benchmarks print it beside their results.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+
+# device_kind substring -> (bf16 dense peak, f32 peak) FLOP/s per device
+_KNOWN = {
+    "H200": (989e12, 67e12),
+    "H100": (989e12, 67e12),
+    "A100": (312e12, 19.5e12),
+    "L4": (121e12, 30e12),
+    "TPU v6": (918e12, 918e12 / 4),
+    "TPU v5p": (459e12, 459e12 / 4),
+    "TPU v5 lite": (197e12, 197e12 / 4),
+    "TPU v5e": (197e12, 197e12 / 4),
+    "TPU v4": (275e12, 275e12 / 4),
+    "TPU v3": (123e12, 123e12 / 4),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def measured_matmul_flops(dtype: str = "float32", n: int = 1024, seconds: float = 0.5) -> float:
+    """Best observed FLOP/s of an n x n matmul on device 0."""
+    a = jnp.ones((n, n), jnp.dtype(dtype))
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def peak_flops_per_device(dtype: str = "float32") -> tuple[float, str]:
+    """(FLOP/s, where the figure came from)."""
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        return measured_matmul_flops(dtype), "measured matmul peak of this CPU"
+    for key, (bf16, f32) in _KNOWN.items():
+        if key.lower() in dev.device_kind.lower():
+            return (bf16 if dtype != "float32" else f32), f"datasheet {dev.device_kind}"
+    return measured_matmul_flops(dtype, n=4096), f"measured matmul peak of {dev.device_kind}"

@@ -1,0 +1,133 @@
+"""Everything a run needs before its first step: tokenizer, data, mesh, model, state.
+
+Shared by `lexi train`, `lexi eval` and `lexi sample`, so all of them see the same model
+built the same way from a run directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from lexi import config as config_lib
+from lexi import sharding
+from lexi.errors import UserError
+from lexi.model import build_model
+from lexi.model.lm import LanguageModel
+from lexi.train import optimizer as opt_lib
+from lexi.train.checkpoint import Checkpointer, abstract_with_shardings
+from lexi.train.state import TrainState
+
+# Sections whose change makes a checkpoint meaningless for this run.
+_IDENTITY_SECTIONS = ("model", "embedding")
+
+
+def cache_dir(cfg) -> Path:
+    return Path(cfg.data.cache_dir or os.environ.get("LEXI_CACHE", Path.home() / ".cache" / "lexi"))
+
+
+def load_tokenizer(cfg, workdir: Path):
+    """The run's tokenizer: the one saved in the run directory, else built from config and saved."""
+    from lexi import tokenizers
+    from lexi.data.corpora import get_corpus
+
+    if (workdir / "tokenizer.json").exists():
+        return tokenizers.load(str(workdir))
+    corpus = get_corpus(cfg.data)
+    tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg))
+    if jax.process_index() == 0:
+        tok.save(str(workdir))
+    return tok
+
+
+def check_resume_compatible(cfg, workdir: Path) -> None:
+    """Refuse to resume a checkpoint with a different model or embedding."""
+    saved = workdir / "config.json"
+    if not saved.exists():
+        return
+    old = json.loads(saved.read_text())
+    new = cfg.to_dict()
+    diffs = [f"{sec}.{k}: {old[sec].get(k)!r} -> {new[sec].get(k)!r}"
+             for sec in _IDENTITY_SECTIONS if sec in old
+             for k in sorted(set(old[sec]) | set(new[sec])) if old[sec].get(k) != new[sec].get(k)]
+    old_tok, new_tok = old.get("data", {}).get("tokenizer"), new["data"]["tokenizer"]
+    if old_tok is not None and old_tok != new_tok:
+        diffs.append(f"data.tokenizer: {old_tok} -> {new_tok}")
+    if diffs:
+        raise UserError(f"{workdir} holds a checkpoint of a different model; changed: " + "; ".join(diffs)
+                        + ". Use a new --workdir, or restore the old settings to resume.")
+
+
+@dataclasses.dataclass
+class Run:
+    cfg: ml_collections.ConfigDict
+    workdir: Path
+    tokenizer: Any
+    mesh: Any
+    model: LanguageModel
+    tx: Any
+    schedule: Any
+    state_shardings: Any
+    abstract_state: Any
+
+
+def build_run(cfg, workdir: Path, *, with_optimizer: bool = True) -> Run:
+    tokenizer = load_tokenizer(cfg, workdir)
+    mesh = sharding.make_mesh(dict(cfg.mesh.shape))
+    rules = sharding.rules_from_config(cfg.mesh)
+    model = build_model(cfg, tokenizer.vocab_size)
+    tx = opt_lib.make_optimizer(cfg.train)
+    schedule = opt_lib.make_schedule(cfg.train)
+    boxed = jax.eval_shape(lambda k: init_params(model, k, cfg), jax.random.key(0))
+    param_sh = sharding.tree_shardings(boxed, mesh, rules)
+    params_abs = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), boxed_unbox(boxed))
+    opt_abs = jax.eval_shape(tx.init, params_abs)
+    import optax
+    opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
+                                   transform_non_params=lambda _: sharding.replicated(mesh))
+    state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh)
+    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs)
+    return Run(cfg, workdir, tokenizer, mesh, model, tx, schedule, state_sh,
+               abstract_with_shardings(abstract, state_sh))
+
+
+def boxed_unbox(tree):
+    import flax.linen as nn
+    return nn.meta.unbox(tree)
+
+
+def dummy_batch(cfg, b: int = 1) -> dict:
+    l = cfg.data.seq_len
+    z = jnp.zeros((b, l), jnp.int32)
+    return {"inputs": z, "targets": z, "segment_ids": z + 1, "positions": z, "loss_mask": z.astype(jnp.float32)}
+
+
+def init_params(model: LanguageModel, key, cfg):
+    """Boxed (logically annotated) parameters."""
+    d = dummy_batch(cfg)
+    ctx = model.embedding.context(jax.random.key(0), jnp.int32(0), jnp.arange(1))
+    return model.init(key, d["inputs"], d["targets"], ctx, d["segment_ids"], d["positions"])["params"]
+
+
+def init_state(run: Run, seed: int) -> TrainState:
+    cfg, model, tx = run.cfg, run.model, run.tx
+
+    def make(key):
+        params = boxed_unbox(init_params(model, key, cfg))
+        return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params))
+
+    return jax.jit(make, out_shardings=run.state_shardings)(jax.random.key(seed))
+
+
+def restore_latest(run: Run, ckpt: Checkpointer, *, params_only: bool = False) -> tuple[Optional[TrainState], dict]:
+    step = ckpt.latest_step()
+    if step is None:
+        return None, {}
+    state, meta = ckpt.restore(step, run.abstract_state)
+    return state, meta

