@@ -39,11 +39,11 @@ class Embedding(nn.Module):
         logits = self.logits(h_BxLxD, ctx)
         return jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), targets_BxL[..., None], axis=-1)[..., 0]
 
-    @staticmethod
-    def context(key: Array, step: Array, rows_B: Array) -> Any:
+    def context(self, key: Array, step: Array, rows_B: Array, train: bool = True) -> Any:
         """Per-batch context from the run key, the step and each sequence's global row index.
 
         Must be a pure function of its arguments so that evaluation and resumed runs see
-        exactly the same draws.
+        exactly the same draws. `train=False` for evaluation (where e.g. regularising
+        corruption is off). Called outside `apply`: it may read fields, never parameters.
         """
         return None

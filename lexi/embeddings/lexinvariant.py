@@ -43,8 +43,7 @@ class LexinvariantEmbedding(Embedding):
         else:
             self.log_temperature = jnp.float32(init_log_t)
 
-    @staticmethod
-    def context(key: Array, step: Array, rows_B: Array) -> Any:
+    def context(self, key: Array, step: Array, rows_B: Array, train: bool = True) -> Any:
         return {"seeds": gaussian.sequence_seeds(key, step, rows_B)}
 
     def _gen(self):

@@ -45,16 +45,36 @@ class Norm(nn.Module):
         return y.astype(self.dtype)
 
 
-def dense(features, names, cfg: BackboneConfig, name: str, kernel_init=None):
-    return nn.DenseGeneral(
-        features=features,
-        use_bias=cfg.use_bias,
-        dtype=cfg.compute_dtype,
-        param_dtype=jnp.float32,
-        kernel_init=logical(kernel_init or nn.initializers.lecun_normal(), names),
-        bias_init=logical(nn.initializers.zeros, names[-1:] if isinstance(features, int) else names[1:]),
-        name=name,
-    )
+class Proj(nn.Module):
+    """x[..., *in_dims] -> [..., *features] with a kernel of shape in_dims + features.
+
+    Written out (rather than nn.DenseGeneral, which initialises a flattened kernel) so the
+    kernel's logical names always match its real shape.
+    """
+
+    in_dims: tuple[int, ...]
+    features: tuple[int, ...]
+    names: tuple[str, ...]
+    use_bias: bool = False
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        n_in = len(self.in_dims)
+        init = nn.initializers.variance_scaling(
+            1.0, "fan_in", "truncated_normal", in_axis=tuple(range(n_in)),
+            out_axis=tuple(range(n_in, n_in + len(self.features))))
+        kernel = self.param("kernel", logical(init, self.names), self.in_dims + self.features, jnp.float32)
+        y = jnp.tensordot(x.astype(self.dtype), kernel.astype(self.dtype), axes=n_in)
+        if self.use_bias:
+            bias = self.param("bias", logical(nn.initializers.zeros, self.names[n_in:]), self.features, jnp.float32)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
+def dense(in_dims, features, names, cfg: BackboneConfig, name: str) -> Proj:
+    as_tuple = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    return Proj(as_tuple(in_dims), as_tuple(features), names, cfg.use_bias, cfg.compute_dtype, name=name)
 
 
 class Mlp(nn.Module):
@@ -65,16 +85,16 @@ class Mlp(nn.Module):
     @nn.compact
     def __call__(self, x_BxLxD: Array, deterministic: bool) -> Array:
         cfg = self.cfg
-        h = dense(cfg.mlp_dim, ("embed", "mlp"), cfg, "up")(x_BxLxD)
+        h = dense(cfg.d_model, cfg.mlp_dim, ("embed", "mlp"), cfg, "up")(x_BxLxD)
         if cfg.activation == "swiglu":
-            gate = dense(cfg.mlp_dim, ("embed", "mlp"), cfg, "gate")(x_BxLxD)
+            gate = dense(cfg.d_model, cfg.mlp_dim, ("embed", "mlp"), cfg, "gate")(x_BxLxD)
             h = nn.silu(gate) * h
         elif cfg.activation == "gelu":
             h = nn.gelu(h)
         else:
             h = nn.relu(h)
         h = constrain(h, ("batch", "length", "act_mlp"))
-        out = dense(cfg.d_model, ("mlp", "embed"), cfg, "down")(h)
+        out = dense(cfg.mlp_dim, cfg.d_model, ("mlp", "embed"), cfg, "down")(h)
         return nn.Dropout(cfg.dropout)(out, deterministic=deterministic)
 
 
@@ -97,10 +117,10 @@ class Attention(nn.Module):
     def __call__(self, x_BxLxD, *, segment_ids_BxL, positions_BxL, bias_1xNxLxS, deterministic, decode=False):
         cfg = self.cfg
         n, k, h = cfg.num_heads, cfg.kv_heads, cfg.head_dim
-        init = nn.initializers.lecun_normal()
-        q = dense((n, h), ("embed", "heads", "kv"), cfg, "query", init)(x_BxLxD)
-        key = dense((k, h), ("embed", "kv_heads", "kv"), cfg, "key", init)(x_BxLxD)
-        value = dense((k, h), ("embed", "kv_heads", "kv"), cfg, "value", init)(x_BxLxD)
+        d = cfg.d_model
+        q = dense(d, (n, h), ("embed", "heads", "kv"), cfg, "query")(x_BxLxD)
+        key = dense(d, (k, h), ("embed", "kv_heads", "kv"), cfg, "key")(x_BxLxD)
+        value = dense(d, (k, h), ("embed", "kv_heads", "kv"), cfg, "value")(x_BxLxD)
         q = constrain(q, ("batch", "length", "act_heads", "act_kv"))
         if cfg.position == "rope":
             q = pos.apply_rope(q, positions_BxL, cfg.rope_theta)
@@ -119,10 +139,7 @@ class Attention(nn.Module):
         out = jax.nn.dot_product_attention(
             q, key, value, bias=bias, mask=mask, is_causal=is_causal, implementation=impl)
         out = constrain(out, ("batch", "length", "act_heads", "act_kv"))
-        proj = nn.DenseGeneral(
-            features=cfg.d_model, axis=(-2, -1), use_bias=cfg.use_bias, dtype=cfg.compute_dtype,
-            param_dtype=jnp.float32, kernel_init=logical(init, ("heads", "kv", "embed")),
-            bias_init=logical(nn.initializers.zeros, ("embed",)), name="out")(out)
+        proj = dense((n, h), d, ("heads", "kv", "embed"), cfg, "out")(out)
         return nn.Dropout(cfg.dropout)(proj, deterministic=deterministic)
 
     def _update_cache(self, key_BxLxKxH, value_BxLxKxH):

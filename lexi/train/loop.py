@@ -26,8 +26,7 @@ from lexi.train import flops as flops_lib
 from lexi.train import peak as peak_lib
 from lexi.train.checkpoint import Checkpointer
 from lexi.train.metrics_log import MetricsWriter
-from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, init_state
-from lexi.train.step import make_steps
+from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, compile_steps, init_state
 
 log = logging.getLogger("lexi")
 
@@ -98,25 +97,15 @@ def train(cfg, workdir: str | Path) -> dict:
         state = init_state(run, cfg.seed)
     start = int(state.step)
 
-    rules = sharding.rules_from_config(cfg.mesh)
-    fns = make_steps(run.model, run.tx, grad_accum=t.grad_accum, use_dropout=cfg.model.dropout > 0,
-                     schedule=run.schedule)
-    batch_sh = sharding.batch_sharding(run.mesh)
-    repl = sharding.replicated(run.mesh)
-    with sharding.activation_context(run.mesh, rules):
-        train_step = jax.jit(fns.train_step, in_shardings=(run.state_shardings, batch_sh, repl),
-                             out_shardings=(run.state_shardings, repl), donate_argnums=(0,))
-        eval_step = jax.jit(fns.eval_step, in_shardings=(run.state_shardings.params, batch_sh, repl, repl),
-                            out_shardings=repl)
+    train_step, eval_step = compile_steps(run)
     rng = jax.random.key(cfg.seed)
     val = _val_batches(cfg, run, val_tokens)
 
     def evaluate(params) -> float:
         nll, count = 0.0, 0.0
-        with sharding.activation_context(run.mesh, rules):
-            for i, vb in enumerate(val):
-                out = eval_step(params, sharding.global_batch(vb, run.mesh), rng, jnp.int32(i * t.batch_size))
-                nll, count = nll + float(out["nll"]), count + float(out["count"])
+        for i, vb in enumerate(val):
+            out = eval_step(params, sharding.global_batch(vb, run.mesh), rng, jnp.int32(i * t.batch_size))
+            nll, count = nll + float(out["nll"]), count + float(out["count"])
         return nll / max(count, 1.0)
 
     backbone = run.model.backbone

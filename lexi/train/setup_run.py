@@ -14,6 +14,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from lexi import config as config_lib
 from lexi import sharding
@@ -23,6 +24,7 @@ from lexi.model.lm import LanguageModel
 from lexi.train import optimizer as opt_lib
 from lexi.train.checkpoint import Checkpointer, abstract_with_shardings
 from lexi.train.state import TrainState
+from lexi.train.step import make_steps
 
 # Sections whose change makes a checkpoint meaningless for this run.
 _IDENTITY_SECTIONS = ("model", "embedding")
@@ -67,34 +69,69 @@ def check_resume_compatible(cfg, workdir: Path) -> None:
 @dataclasses.dataclass
 class Run:
     cfg: ml_collections.ConfigDict
-    workdir: Path
-    tokenizer: Any
     mesh: Any
     model: LanguageModel
     tx: Any
     schedule: Any
     state_shardings: Any
-    abstract_state: Any
+    abstract_state: Any  # ShapeDtypeStructs carrying the shardings
+    tokenizer: Any = None
+    workdir: Optional[Path] = None
+
+    @property
+    def rules(self):
+        return sharding.rules_from_config(self.cfg.mesh)
 
 
-def build_run(cfg, workdir: Path, *, with_optimizer: bool = True) -> Run:
-    tokenizer = load_tokenizer(cfg, workdir)
-    mesh = sharding.make_mesh(dict(cfg.mesh.shape))
+def assemble(cfg, vocab_size: int, special_ids: tuple = (), mesh=None) -> Run:
+    """Model, optimizer and the sharding of every state array, without touching data."""
+    mesh = mesh if mesh is not None else sharding.make_mesh(dict(cfg.mesh.shape))
     rules = sharding.rules_from_config(cfg.mesh)
-    model = build_model(cfg, tokenizer.vocab_size)
+    model = build_model(cfg, vocab_size, tuple(special_ids))
     tx = opt_lib.make_optimizer(cfg.train)
     schedule = opt_lib.make_schedule(cfg.train)
     boxed = jax.eval_shape(lambda k: init_params(model, k, cfg), jax.random.key(0))
     param_sh = sharding.tree_shardings(boxed, mesh, rules)
     params_abs = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), boxed_unbox(boxed))
     opt_abs = jax.eval_shape(tx.init, params_abs)
-    import optax
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
                                    transform_non_params=lambda _: sharding.replicated(mesh))
     state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh)
     abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs)
-    return Run(cfg, workdir, tokenizer, mesh, model, tx, schedule, state_sh,
-               abstract_with_shardings(abstract, state_sh))
+    return Run(cfg, mesh, model, tx, schedule, state_sh, abstract_with_shardings(abstract, state_sh))
+
+
+def build_run(cfg, workdir: Path) -> Run:
+    tokenizer = load_tokenizer(cfg, workdir)
+    run = assemble(cfg, tokenizer.vocab_size, tuple(tokenizer.special_ids))
+    run.tokenizer, run.workdir = tokenizer, workdir
+    return run
+
+
+def compile_steps(run: Run):
+    """jit-compiled (train_step, eval_step) with explicit in/out shardings and a donated state."""
+    cfg = run.cfg
+    fns = make_steps(run.model, run.tx, grad_accum=cfg.train.grad_accum, use_dropout=cfg.model.dropout > 0,
+                     schedule=run.schedule)
+    batch_sh, repl = sharding.batch_sharding(run.mesh), sharding.replicated(run.mesh)
+    train_step = jax.jit(fns.train_step, in_shardings=(run.state_shardings, batch_sh, repl),
+                         out_shardings=(run.state_shardings, repl), donate_argnums=(0,))
+    eval_step = jax.jit(fns.eval_step, in_shardings=(run.state_shardings.params, batch_sh, repl, repl),
+                        out_shardings=repl)
+
+    def traced(fn):  # activation sharding hints resolve against this run's mesh and rules
+        def call(*args):
+            with sharding.activation_context(run.mesh, run.rules):
+                return fn(*args)
+        call.lower = lambda *args: _lower_in_context(run, fn, args)
+        return call
+
+    return traced(train_step), traced(eval_step)
+
+
+def _lower_in_context(run: Run, fn, args):
+    with sharding.activation_context(run.mesh, run.rules):
+        return fn.lower(*args)
 
 
 def boxed_unbox(tree):
@@ -111,7 +148,7 @@ def dummy_batch(cfg, b: int = 1) -> dict:
 def init_params(model: LanguageModel, key, cfg):
     """Boxed (logically annotated) parameters."""
     d = dummy_batch(cfg)
-    ctx = model.embedding.context(jax.random.key(0), jnp.int32(0), jnp.arange(1))
+    ctx = model.embedding.context(jax.random.key(0), jnp.int32(0), jnp.arange(1))  # train-time ctx: every parameter used
     return model.init(key, d["inputs"], d["targets"], ctx, d["segment_ids"], d["positions"])["params"]
 
 

@@ -95,7 +95,7 @@ def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_a
         """Summed NLL on a validation batch; the draws depend on the batch's rows only, so the
         same validation set is scored identically at every training step."""
         b = batch["inputs"].shape[0]
-        ctx = context(jax.random.fold_in(rng, EVAL_STREAM), jnp.int32(0), row_offset + jnp.arange(b))
+        ctx = context(jax.random.fold_in(rng, EVAL_STREAM), jnp.int32(0), row_offset + jnp.arange(b), train=False)
         nll, count = sequence_nll(model, params, batch, ctx)
         return {"nll": nll, "count": count}
 

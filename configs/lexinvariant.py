@@ -1,0 +1,42 @@
+"""Lexinvariant LM (Huang et al. 2023): fresh N(0, I) token vectors per sequence, tied readout.
+
+Variants (same backbones as configs/standard.py, so each has a standard twin):
+  tiny        lexi train --config configs/lexinvariant.py:tiny --workdir runs/lexi
+              2 layers, width 64, ASCII characters, KJV; 2-core CPU, TODO_TIME;
+              TODO_RESULT.
+  small_char  (alias small) 4 layers, width 256, context 256; 2-core CPU, TODO.
+  small_32k   the same backbone over a 32k SentencePiece vocabulary trained on the corpus,
+              readout in online chunks of 2048 (never materialising B x V x d).
+  paper_char  (alias paper) the paper's 150M model: 12 layers, 8 heads x 128, MLP 4096,
+              T5 bias, Adafactor cosine 0.01 -> 0.001, 1000 warmup, sequence 512, batch 64,
+              250k steps; the paper used one TPU v3-8 for about 23 hours. Not run here.
+  paper_32k   the same over 32k SentencePiece pieces (T5's with
+              --config.data.tokenizer.model_file=.../spiece.model).
+"""
+from lexi.config import base_config
+from lexi.presets import apply_paper_shape, apply_small_shape, apply_tiny_shape
+
+
+def get_config(variant: str = "tiny"):
+    c = base_config()
+    c.embedding = {
+        "kind": "lexinvariant",
+        "generator": "hash",  # counter-based Gaussian rows; "threefry" = jax.random reference
+        "readout_chunk": 0,  # 0 = materialise the per-sequence matrix (fine for 128 characters)
+        "learn_temperature": True,  # readout logits = t * h . E^T, t starts at 1/sqrt(d)
+    }
+    variant = {"small": "small_char", "paper": "paper_char"}.get(variant, variant)
+    if variant == "tiny":
+        apply_tiny_shape(c)
+    elif variant in ("small_char", "small_32k"):
+        apply_small_shape(c)
+        if variant == "small_32k":
+            c.data.tokenizer.update(kind="sentencepiece", vocab_size=32000, model_type="unigram")
+            c.embedding.readout_chunk = 2048
+    elif variant in ("paper_char", "paper_32k"):
+        apply_paper_shape(c, vocab_32k=variant == "paper_32k")
+        if variant == "paper_32k":
+            c.embedding.readout_chunk = 4096
+    else:
+        raise ValueError(f"unknown variant {variant!r}: tiny, small_char, small_32k, paper_char, paper_32k")
+    return c
