@@ -1,4 +1,4 @@
-"""`lexi` command line: train, sample (eval, compare and more arrive with their issues).
+"""`lexi` command line: train, sample, eval, compare.
 
 Mistakes a user can fix (lexi.errors.UserError) print one line and exit with status 2;
 `--debug` shows the traceback too.
@@ -35,6 +35,33 @@ def _cmd_sample(args, overrides) -> int:
     return 0
 
 
+def _cmd_eval(args, overrides) -> int:
+    from lexi.eval.report import markdown_table
+    from lexi.eval.suite import run_suite
+
+    if overrides:
+        raise_unexpected(overrides)
+    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    res = run_suite(Path(args.workdir), suites, text_file=args.text_file, examples=args.examples, seed=args.seed,
+                    num_sequences=args.sequences, probe_steps=args.probe_steps)
+    print(markdown_table({Path(args.workdir).name: res}))
+    for k, v in res["_paths"].items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def _cmd_compare(args, overrides) -> int:
+    from lexi.eval.suite import compare
+
+    if overrides:
+        raise_unexpected(overrides)
+    out = compare([Path(r) for r in args.runs], Path(args.out))
+    print(out["table"])
+    for k, v in out["paths"].items():
+        print(f"{k}: {v}")
+    return 0
+
+
 def raise_unexpected(extra) -> None:
     from lexi.errors import UserError
 
@@ -61,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-samples", type=int, default=1)
     s.set_defaults(fn=_cmd_sample)
+
+    e = sub.add_parser("eval", help="evaluation suite on a run's newest checkpoint -> RUN/eval/")
+    e.add_argument("--workdir", required=True)
+    e.add_argument("--suite", default="perplexity,cipher,reasoning", help="comma-separated: perplexity,cipher,reasoning")
+    e.add_argument("--text-file", default=None, help="evaluate on this text instead of the validation split")
+    e.add_argument("--examples", type=int, default=1000, help="examples per reasoning task and sampler")
+    e.add_argument("--sequences", type=int, default=100, help="validation sequences for perplexity and cipher")
+    e.add_argument("--probe-steps", type=int, default=1000, help="deciphering probe training steps (paper: 10k)")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(fn=_cmd_eval)
+
+    c = sub.add_parser("compare", help="put several evaluated runs side by side")
+    c.add_argument("runs", nargs="+")
+    c.add_argument("--out", required=True)
+    c.set_defaults(fn=_cmd_compare)
     return p
 
 
@@ -72,6 +114,7 @@ def main(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)  # "no TPU" notices on CPU hosts
     try:
         return args.fn(args, extra)
     except UserError as e:

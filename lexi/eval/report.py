@@ -1,0 +1,116 @@
+"""results.json -> report.md tables and PNG plots, for one run or several side by side."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_loss_by_position(named: dict[str, dict], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, res in named.items():
+        if "perplexity" in res:
+            ax.plot(res["perplexity"]["loss_by_position"], label=name)
+    ax.set_xlabel("context position")
+    ax.set_ylabel("loss (nats per token, moving average)")
+    ax.set_title("Loss vs context position")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_key_precision(named: dict[str, dict], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, res in named.items():
+        c = res.get("cipher")
+        if not c or "key_precision_by_window" not in c:
+            continue
+        ax.plot(c["window_starts"], c["key_precision_by_window"], marker="o", label=f"{name}: probe")
+        ax.plot(c["window_starts"], c["frequency_baseline_by_window"], linestyle="--", label=f"{name}: frequency")
+    ax.set_xlabel(f"window start (window of {c['window'] if named else ''} tokens)")
+    ax.set_ylabel("key precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Cipher key recovery vs position")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def summary_rows(res: dict) -> dict[str, float]:
+    """The headline numbers of one run, in a fixed order."""
+    row: dict[str, float] = {}
+    p = res.get("perplexity")
+    if p:
+        curve = np.asarray(p["loss_by_position_raw"])
+        k = max(1, len(curve) // 8)
+        row["loss, first 1/8 of context"] = float(curve[:k].mean())
+        row["loss, last 1/8 of context"] = float(curve[-k:].mean())
+        row["mean loss"] = p["mean_loss"]
+        row["bits per byte"] = p["bits_per_byte"]
+    c = res.get("cipher")
+    if c:
+        row["plain loss"] = c["plain_loss"]
+        row["cipher loss"] = c["cipher_loss"]
+        row["cipher / plain"] = c["cipher_plain_ratio"]
+        if "key_precision_last_window" in c:
+            row["key precision, last window"] = c["key_precision_last_window"]
+            row["frequency baseline, last window"] = c["frequency_baseline_precision"]
+    r = res.get("reasoning")
+    if r:
+        for task in ("lookup", "permutation"):
+            for sampler in ("uniform", "frequency"):
+                if task in r:
+                    row[f"{task} ({sampler})"] = r[task][sampler]
+    return row
+
+
+def markdown_table(named: dict[str, dict]) -> str:
+    rows = {name: summary_rows(res) for name, res in named.items()}
+    metrics = list(dict.fromkeys(k for r in rows.values() for k in r))
+    names = list(named)
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for m in metrics:
+        lines.append(f"| {m} | " + " | ".join(_fmt(rows[n].get(m, "")) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def write_report(named: dict[str, dict], out_dir: Path, title: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"loss_by_position": out_dir / "loss_by_position.png"}
+    plot_loss_by_position(named, paths["loss_by_position"])
+    if any("cipher" in r and "key_precision_by_window" in r["cipher"] for r in named.values()):
+        paths["key_precision"] = out_dir / "key_precision.png"
+        plot_key_precision(named, paths["key_precision"])
+    table = markdown_table(named)
+    md = [f"# {title}", "", table, ""]
+    md += [f"![{k}]({p.name})" for k, p in paths.items()]
+    paths["report"] = out_dir / "report.md"
+    paths["report"].write_text("\n".join(md) + "\n")
+    return paths
+
+
+def load_results(run_dir: Path) -> dict:
+    path = Path(run_dir) / "eval" / "results.json"
+    if not path.exists():
+        from lexi.errors import UserError
+
+        raise UserError(f"{run_dir} has no eval/results.json; run `lexi eval --workdir {run_dir}` first")
+    return json.loads(path.read_text())

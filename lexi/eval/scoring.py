@@ -1,0 +1,46 @@
+"""Jitted per-token scoring shared by the evaluation suite: NLL per position and final-layer
+activations, for any embedding family (each sequence gets its evaluation context from its
+row index, so a score is reproducible for a given seed)."""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lexi.model.lm import LanguageModel
+
+EVAL_STREAM = 3  # the same stream tag as lexi.train.step, so suite and training validation agree
+
+
+def eval_context(model: LanguageModel, seed: int, rows: np.ndarray):
+    key = jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
+    return model.embedding.context(key, jnp.int32(0), jnp.asarray(rows), train=False)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _token_nll(model, params, batch, ctx):
+    logp = model.apply({"params": params}, batch["inputs"], batch["targets"], ctx, batch.get("segment_ids"),
+                       batch.get("positions"))
+    return -logp
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _hidden(model, params, inputs, ctx):
+    return model.apply({"params": params}, inputs, ctx, method=LanguageModel.hidden_states)
+
+
+def token_nll(model, params, windows: dict, *, seed: int = 0, batch_size: int = 16) -> np.ndarray:
+    """NLL (nats) of every target, float32[N, L]; windows: dict of [N, L] arrays."""
+    n = len(windows["inputs"])
+    out = []
+    for lo in range(0, n, batch_size):
+        batch = {k: jnp.asarray(v[lo:lo + batch_size]) for k, v in windows.items() if k != "loss_mask"}
+        ctx = eval_context(model, seed, np.arange(lo, lo + len(batch["inputs"])))
+        out.append(np.asarray(_token_nll(model, params, batch, ctx)))
+    return np.concatenate(out, axis=0)
+
+
+def hidden_states(model, params, inputs_NxL: np.ndarray, ctx) -> jax.Array:
+    return _hidden(model, params, jnp.asarray(inputs_NxL), ctx)

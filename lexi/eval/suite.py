@@ -1,0 +1,80 @@
+"""`lexi eval`: the evaluation suite on a run directory's newest checkpoint."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from lexi.errors import UserError
+from lexi.eval import report
+
+log = logging.getLogger("lexi")
+SUITES = ("perplexity", "cipher", "reasoning")
+
+
+def _text_file_tokens(path: Path, tokenizer) -> np.ndarray:
+    if not path.is_file():
+        raise UserError(f"--text-file {path} does not exist")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise UserError(f"--text-file {path} is empty")
+    return np.asarray([tokenizer.bos_id] + tokenizer.encode(text), np.int32)
+
+
+def run_suite(workdir: Path, suites: Sequence[str] = SUITES, *, text_file: Optional[Path] = None,
+              examples: int = 1000, seed: int = 0, num_sequences: int = 100, probe_steps: int = 1000,
+              out_dir: Optional[Path] = None) -> dict:
+    from lexi.data.corpora import get_corpus
+    from lexi.data.pipeline import build_token_stream, eval_windows
+    from lexi.eval import decipher, perplexity, reasoning
+    from lexi.inference import load_for_inference
+    from lexi.train.setup_run import cache_dir
+
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        raise UserError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
+    loaded = load_for_inference(Path(workdir))
+    cfg, tok, model, params = loaded.run.cfg, loaded.tokenizer, loaded.model, loaded.params
+    seq_len = cfg.data.seq_len
+    corpus = get_corpus(cfg.data)
+    train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg))
+    val_tokens = _text_file_tokens(Path(text_file), tok) if text_file else \
+        build_token_stream(corpus, "validation", tok, cache_dir(cfg))
+    if len(val_tokens) < seq_len + 1:
+        raise UserError(f"the evaluation text has {len(val_tokens)} tokens, fewer than one sequence of {seq_len + 1}")
+    windows = {k: np.asarray(v) for k, v in
+               eval_windows(val_tokens, seq_len, num_sequences, tok.bos_id, start_at_document=True).items()}
+    results: dict = {"workdir": str(workdir), "step": loaded.step, "seed": seed,
+                     "embedding": dict(cfg.embedding), "tokenizer": tok.name, "seq_len": seq_len}
+    timings = {}
+    for name in suites:
+        t0 = time.perf_counter()
+        log.info("eval: %s", name)
+        if name == "perplexity":
+            results[name] = perplexity.evaluate(model, params, tok, windows, seed=seed)
+        elif name == "cipher":
+            results[name] = decipher.evaluate(model, params, tok, train_tokens, windows, probe_steps=probe_steps,
+                                              seed=seed, log=log.info)
+        elif name == "reasoning":
+            results[name] = reasoning.evaluate(model, params, tok, train_tokens, examples=examples, seed=seed)
+        timings[name] = time.perf_counter() - t0
+    results["seconds"] = timings
+    out = Path(out_dir) if out_dir else Path(workdir) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    paths = report.write_report({Path(workdir).name: results}, out, f"lexi eval: {workdir} (step {loaded.step})")
+    results["_paths"] = {k: str(v) for k, v in paths.items()}
+    return results
+
+
+def compare(run_dirs: Sequence[Path], out_dir: Path) -> dict:
+    named = {Path(r).name: report.load_results(Path(r)) for r in run_dirs}
+    if len(set(named)) != len(run_dirs):
+        named = {str(r): report.load_results(Path(r)) for r in run_dirs}
+    paths = report.write_report(named, Path(out_dir), "lexi compare: " + ", ".join(named))
+    (Path(out_dir) / "results.json").write_text(json.dumps(named, indent=2))
+    return {"table": report.markdown_table(named), "paths": {k: str(v) for k, v in paths.items()}}
