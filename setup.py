@@ -15,7 +15,7 @@ setup(
     install_requires=[
         "jax>=0.4.35,<0.11",
         "flax>=0.10,<0.13",
-        "optax>=0.2.3,<0.3",
+        "optax>=0.2.5,<0.3",
         # Orbax changes its API often: lexi talks to it through lexi/train/checkpoint.py only.
         "orbax-checkpoint>=0.11,<0.13",
         "ml-collections>=0.1.1,<2",

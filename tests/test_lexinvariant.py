@@ -74,6 +74,12 @@ def test_generators_are_standard_normal_and_uncorrelated(generator):
     assert len(np.unique(e.reshape(-1, 64), axis=0)) == 8 * 512
 
 
+def test_hash_generator_is_finite_at_the_extreme_bits():
+    """The largest and smallest 24-bit draws must map to finite values (about +-5.3 sigma)."""
+    z = np.asarray(gaussian.bits_to_normal(jnp.array([0, 255, 0xFFFFFF00, 0xFFFFFFFF], jnp.uint32)))
+    assert np.all(np.isfinite(z)) and 5.0 < z[-1] < 6.0 and z[0] == -z[-1]
+
+
 @pytest.mark.parametrize("chunk", [16, 24])  # 24 leaves a ragged last chunk
 def test_online_chunked_readout_equals_direct_values_and_gradients(chunk):
     direct, chunked = (tiny_model("lexinvariant", vocab=V, emb={"readout_chunk": c}) for c in (0, chunk))

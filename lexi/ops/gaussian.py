@@ -43,9 +43,18 @@ def _hash_rows(seeds_Bx2: Array, ids_BxN: Array, d: int) -> Array:
     s0, s1 = seeds_Bx2[:, 0, None], seeds_Bx2[:, 1, None]
     row = _mix(ids_BxN.astype(jnp.uint32) * _GOLDEN + s0)  # bijective in the id
     col = _mix(jnp.arange(d, dtype=jnp.uint32) * _C2 + np.uint32(0x632BE59B))
-    x = _mix(_mix(row[:, :, None] ^ col) + s1[:, :, None])
-    u = ((x >> 8).astype(jnp.float32) + 0.5) * np.float32(1.0 / 16777216.0)
-    return np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(2.0 * u - 1.0)
+    return bits_to_normal(_mix(_mix(row[:, :, None] ^ col) + s1[:, :, None]))
+
+
+def bits_to_normal(x: Array) -> Array:
+    """uint32 -> N(0, 1) by the inverse CDF of the top 24 bits.
+
+    2u - 1 is formed exactly as an odd integer over 2^24 (never +-1, where erf_inv is
+    infinite): computing u first and then 2u - 1 in float32 rounds the largest u to 1.
+    """
+    odd = (x >> 8).astype(jnp.int32) * 2 + (1 - (1 << 24))  # odd, in (-2^24, 2^24): exact in float32
+    v = odd.astype(jnp.float32) * np.float32(2.0 ** -24)
+    return np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(v)
 
 
 def _threefry_rows(seeds_Bx2: Array, ids_BxN: Array, d: int) -> Array:

@@ -68,8 +68,12 @@ def _val_batches(cfg, run: Run, val_tokens) -> list[dict]:
     return [{k: np.asarray(v[i * b + lo: i * b + lo + per]) for k, v in win.items()} for i in range(n)]
 
 
-def train(cfg, workdir: str | Path) -> dict:
-    """Train (or resume) and return the last logged metrics."""
+def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
+    """Train (or resume) and return the last logged metrics.
+
+    `stop_at` ends this call after that step (with a checkpoint), as if the job had been
+    preempted there: the schedule still runs to `train.steps` when resumed.
+    """
     workdir = Path(workdir)
     config_lib.validate(cfg)
     _check_workdir(workdir)
@@ -136,8 +140,9 @@ def train(cfg, workdir: str | Path) -> dict:
     def save(s: int) -> None:
         ckpt.save(s, state, {"step": s, "skipped_steps": skipped, "data_fingerprint": str(batches.num_windows)})
 
+    end = t.steps if stop_at is None else min(stop_at, t.steps)
     try:
-        for step in range(start, t.steps):
+        for step in range(start, end):
             local = prefetch.next()
             state, metrics = train_step(state, sharding.global_batch(local, run.mesh), rng)
             pending.append(metrics)
@@ -147,7 +152,7 @@ def train(cfg, workdir: str | Path) -> dict:
                 jax.block_until_ready(metrics)
                 t_interval, steps_interval = time.perf_counter(), 0
             is_log = done % t.log_every == 0 or done == t.steps
-            is_ckpt = done % t.checkpoint_every == 0 or done == t.steps
+            is_ckpt = done % t.checkpoint_every == 0 or done in (t.steps, end)
             is_eval = (t.eval_every and done % t.eval_every == 0) or done == t.steps
             if is_log or is_ckpt or stop_signal:
                 fetched = jax.device_get(pending)

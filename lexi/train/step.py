@@ -77,7 +77,7 @@ def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_a
         count = jnp.maximum(count, 1.0)
         loss = nll / count
         grads = jax.tree_util.tree_map(lambda g: g / count, grads)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree_utils.tree_norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt = tx.update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
