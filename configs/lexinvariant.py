@@ -14,7 +14,7 @@ Variants (same backbones as configs/standard.py, so each has a standard twin):
               --config.data.tokenizer.model_file=.../spiece.model).
 """
 from lexi.config import base_config
-from lexi.presets import apply_paper_shape, apply_small_shape, apply_tiny_shape
+from lexi.presets import apply_demo_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape
 
 
 def get_config(variant: str = "tiny"):
@@ -28,6 +28,8 @@ def get_config(variant: str = "tiny"):
     variant = {"small": "small_char", "paper": "paper_char"}.get(variant, variant)
     if variant == "tiny":
         apply_tiny_shape(c)
+    elif variant == "demo":
+        apply_demo_shape(c)
     elif variant in ("small_char", "small_32k"):
         apply_small_shape(c)
         if variant == "small_32k":

@@ -17,7 +17,7 @@ Variants (figures measured on the project's 2-core CPU unless stated):
          (32,000 pieces), or leave it empty to train a 32k unigram model on the corpus.
 """
 from lexi.config import base_config
-from lexi.presets import apply_paper_shape, apply_small_shape, apply_tiny_shape
+from lexi.presets import apply_demo_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape
 
 
 def get_config(variant: str = "tiny"):
@@ -25,6 +25,8 @@ def get_config(variant: str = "tiny"):
     c.embedding = {"kind": "trainable", "tied": True, "readout_chunk": 0}
     if variant == "tiny":
         apply_tiny_shape(c)
+    elif variant == "demo":
+        apply_demo_shape(c)
     elif variant == "small":
         apply_small_shape(c)
     elif variant in ("paper", "paper_32k"):

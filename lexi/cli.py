@@ -62,6 +62,19 @@ def _cmd_compare(args, overrides) -> int:
     return 0
 
 
+def _cmd_demo(args, overrides) -> int:
+    from lexi.demo import run_demo
+
+    if overrides:
+        raise_unexpected(overrides)
+    out = run_demo(Path(args.workdir), steps=args.steps, probe_steps=args.probe_steps, examples=args.examples)
+    print(out["table"])
+    for k, v in out["paths"].items():
+        print(f"{k}: {v}")
+    print("Longer runs and their measured results: README.md, section 'Results'.")
+    return 0
+
+
 def raise_unexpected(extra) -> None:
     from lexi.errors import UserError
 
@@ -98,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--probe-steps", type=int, default=1000, help="deciphering probe training steps (paper: 10k)")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(fn=_cmd_eval)
+
+    d = sub.add_parser("demo", help="train + evaluate a lexinvariant and a standard model, print the comparison")
+    d.add_argument("--workdir", default="runs/demo")
+    d.add_argument("--steps", type=int, default=0, help="training steps per model (0 = the demo config's)")
+    d.add_argument("--probe-steps", type=int, default=300)
+    d.add_argument("--examples", type=int, default=200)
+    d.set_defaults(fn=_cmd_demo)
 
     c = sub.add_parser("compare", help="put several evaluated runs side by side")
     c.add_argument("runs", nargs="+")

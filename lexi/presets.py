@@ -34,3 +34,22 @@ def apply_paper_shape(c, vocab_32k: bool = False):
     c.train.update(steps=250_000, batch_size=64, optimizer="adafactor", lr=0.01, schedule="cosine",
                    warmup_steps=1000, end_lr_ratio=0.1, weight_decay=0.0, grad_clip=1.0,
                    log_every=100, eval_every=2000, checkpoint_every=2000)
+
+
+def apply_demo_shape(c):
+    """The README's main job: the tiny backbone trained long enough to show lexinvariance,
+    two of them (lexinvariant and standard) in about 10 CPU minutes together."""
+    apply_tiny_shape(c)
+    c.train.update(steps=1200, batch_size=32, lr=3e-3, warmup_steps=100, log_every=20, eval_every=400,
+                   checkpoint_every=400)
+
+
+def demo_config(kind: str):
+    """configs/<kind>.py:demo without needing the configs/ folder (used by `lexi demo`)."""
+    from lexi.config import base_config
+
+    c = base_config()
+    c.embedding = ({"kind": "lexinvariant", "generator": "hash", "readout_chunk": 0, "learn_temperature": True}
+                   if kind == "lexinvariant" else {"kind": "trainable", "tied": True, "readout_chunk": 0})
+    apply_demo_shape(c)
+    return c

@@ -25,7 +25,8 @@ def plot_loss_by_position(named: dict[str, dict], path: Path) -> None:
     ax.set_xlabel("context position")
     ax.set_ylabel("loss (nats per token, moving average)")
     ax.set_title("Loss vs context position")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -34,13 +35,15 @@ def plot_loss_by_position(named: dict[str, dict], path: Path) -> None:
 def plot_key_precision(named: dict[str, dict], path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
+    windows = set()
     for name, res in named.items():
         c = res.get("cipher")
         if not c or "key_precision_by_window" not in c:
             continue
+        windows.add(c["window"])
         ax.plot(c["window_starts"], c["key_precision_by_window"], marker="o", label=f"{name}: probe")
         ax.plot(c["window_starts"], c["frequency_baseline_by_window"], linestyle="--", label=f"{name}: frequency")
-    ax.set_xlabel(f"window start (window of {c['window'] if named else ''} tokens)")
+    ax.set_xlabel(f"window start (windows of {'/'.join(map(str, sorted(windows)))} tokens)")
     ax.set_ylabel("key precision")
     ax.set_ylim(0, 1.02)
     ax.set_title("Cipher key recovery vs position")

@@ -43,11 +43,12 @@ def run_suite(workdir: Path, suites: Sequence[str] = SUITES, *, text_file: Optio
     corpus = get_corpus(cfg.data)
     train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg))
     val_tokens = _text_file_tokens(Path(text_file), tok) if text_file else \
-        build_token_stream(corpus, "validation", tok, cache_dir(cfg))
+        build_token_stream(corpus, "validation", tok, cache_dir(cfg), seq_len=seq_len)
     if len(val_tokens) < seq_len + 1:
         raise UserError(f"the evaluation text has {len(val_tokens)} tokens, fewer than one sequence of {seq_len + 1}")
     windows = {k: np.asarray(v) for k, v in
-               eval_windows(val_tokens, seq_len, num_sequences, tok.bos_id, start_at_document=True).items()}
+               eval_windows(val_tokens, seq_len, num_sequences, tok.bos_id, start_at_document=True,
+                                pad_id=tok.pad_id).items()}
     results: dict = {"workdir": str(workdir), "step": loaded.step, "seed": seed,
                      "embedding": dict(cfg.embedding), "tokenizer": tok.name, "seq_len": seq_len}
     timings = {}

@@ -1,77 +1,114 @@
 """Tokenizers behind one interface (lexi/tokenizers/base.py).
 
-`load(name_or_path)` gives back any of them: a name ("char", "byte"), a SentencePiece
-`.model` file, a `tokenizer.json` written by `Tokenizer.save`, or a directory holding
-one (a run directory). Families that bring their own tokenizer `register` a kind.
+`load(name_or_path)` gives back any of them: a name ("char" or "ascii", "byte"), a
+SentencePiece `.model` file, a `tokenizer.json` written by `Tokenizer.save`, or a
+directory holding one (a run directory). New kinds plug in with `register`.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from lexi.errors import UserError
-from lexi.tokenizers.base import Tokenizer
+from lexi.tokenizers.base import TOKENIZER_JSON, Tokenizer
 from lexi.tokenizers.byte import ByteTokenizer
 from lexi.tokenizers.char import CharTokenizer
 from lexi.tokenizers.sentencepiece import SentencePieceTokenizer, train_sentencepiece
 
-# kind -> loader(description dict, directory of the tokenizer.json) -> Tokenizer
-_KINDS: dict[str, Callable[[dict, Path], Tokenizer]] = {
-    "char": lambda d, _: CharTokenizer(),
-    "byte": lambda d, _: ByteTokenizer(),
-    "sentencepiece": lambda d, base: SentencePieceTokenizer(base / d["model_file"]),
-}
-_NAMES = {"char": "char", "ascii": "char", "byte": "byte"}
+# loader(description, base) -> Tokenizer. `description` is a tokenizer.json's content, or
+# {"kind": name} for a bare name, or the config section for from_config; `base` is the
+# directory that relative file names in it are relative to.
+Loader = Callable[[dict, Path], Tokenizer]
+_KINDS: dict[str, Loader] = {}
+_NAMES: dict[str, str] = {}  # names `load` accepts without a file -> kind
 
 
-def register(kind: str, loader: Callable[[dict, Path], Tokenizer], *names: str) -> None:
+def register(kind: str, loader: Loader, *names: str) -> None:
+    """Add a tokenizer kind; `names` (e.g. the kind itself) make `load(name)` work without a file."""
     _KINDS[kind] = loader
     for n in names:
         _NAMES[n] = kind
 
 
-def _from_description(desc: dict, base: Path, origin: str) -> Tokenizer:
+def _load_sentencepiece(desc: dict, base: Path) -> Tokenizer:
+    model_file = desc.get("model_file")
+    if not model_file:
+        raise UserError("a sentencepiece tokenizer needs a model file: pass the path of a .model "
+                        "(or set config.data.tokenizer.model_file)")
+    return SentencePieceTokenizer(base / model_file)
+
+
+register("char", lambda desc, base: CharTokenizer(), "char", "ascii")
+register("byte", lambda desc, base: ByteTokenizer(), "byte")
+register("sentencepiece", _load_sentencepiece)
+
+
+def _valid() -> str:
+    return (f"names {sorted(_NAMES)}, or a path to a SentencePiece .model, a {TOKENIZER_JSON}, "
+            f"or a directory holding one (a run directory)")
+
+
+def _from_description(desc: Any, base: Path, origin: str) -> Tokenizer:
     kind = desc.get("kind") if isinstance(desc, dict) else None
     if kind not in _KINDS:
-        raise UserError(f"{origin} is not a lexi tokenizer (kind {kind!r}; known kinds: {sorted(_KINDS)})")
+        raise UserError(f"{origin} is not a lexi tokenizer file (kind {kind!r}; known kinds: {sorted(_KINDS)})")
     return _KINDS[kind](desc, base)
 
 
-def load(name_or_path: str | Path) -> Tokenizer:
-    s = str(name_or_path)
-    if s in _NAMES:
-        return _from_description({"kind": _NAMES[s]}, Path("."), s)
-    path = Path(s)
-    if path.is_dir():
-        path = path / "tokenizer.json"
-    if not path.exists():
-        raise UserError(f"no tokenizer named or found at {s!r}; names: {sorted(_NAMES)}, or a path to a "
-                        "SentencePiece .model, a tokenizer.json, or a run directory")
+def _load_file(path: Path) -> Tokenizer:
     if path.suffix == ".model":
         return SentencePieceTokenizer(path)
+    data = path.read_bytes()
     try:
-        desc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path} is not a tokenizer file (not JSON: {e})") from e
+        desc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        try:  # a SentencePiece model under another name
+            return SentencePieceTokenizer(data)
+        except UserError:
+            raise UserError(f"{path} is not a tokenizer: expected {_valid()}") from None
     return _from_description(desc, path.parent, str(path))
 
 
-def from_config(tok_cfg, texts_fn: Callable, cache_dir: str | Path, corpus_key: str = "") -> Tokenizer:
-    """The tokenizer `config.data.tokenizer` asks for; a SentencePiece model without
-    `model_file` is trained on texts_fn() (the corpus' training split) and cached."""
-    kind = tok_cfg.kind
-    if kind in ("char", "ascii", "byte"):
-        return load(kind)
+def load(name_or_path: str | os.PathLike) -> Tokenizer:
+    """A tokenizer by name, from a .model, a tokenizer.json, or a directory with one."""
+    s = str(name_or_path)
+    path = Path(s).expanduser()
+    if s.lower() in _KINDS and s.lower() not in _NAMES and not path.exists():  # a kind that needs a file
+        return _KINDS[s.lower()]({"kind": s.lower()}, Path("."))
+    if s.lower() in _NAMES and not path.exists():
+        kind = _NAMES[s.lower()]
+        return _KINDS[kind]({"kind": kind}, Path("."))
+    if path.is_dir():
+        if not (path / TOKENIZER_JSON).is_file():
+            raise UserError(f"directory {path} holds no {TOKENIZER_JSON}; expected {_valid()}")
+        return _load_file(path / TOKENIZER_JSON)
+    if path.is_file():
+        return _load_file(path)
+    if os.sep in s or "/" in s or path.suffix in (".model", ".json"):
+        raise UserError(f"tokenizer file {s} does not exist; expected {_valid()}")
+    raise UserError(f"unknown tokenizer {s!r}; valid: {_valid()}")
+
+
+def from_config(tok_cfg, texts_fn: Callable[[], Iterable[str]], cache_dir: str | os.PathLike, *,
+                corpus_key: str = "", seed: int = 0) -> Tokenizer:
+    """The tokenizer `config.data.tokenizer` asks for. SentencePiece without `model_file`
+    is trained on texts_fn() (only called then) and cached under cache_dir; pass a corpus
+    fingerprint as `corpus_key` to find the cached model without reading the texts."""
+    cfg = dict(tok_cfg)
+    kind = str(cfg.get("kind", "")).lower()
+    kind = _NAMES.get(kind, kind)
     if kind == "sentencepiece":
-        if tok_cfg.get("model_file"):
-            return SentencePieceTokenizer(tok_cfg.model_file)
-        return train_sentencepiece(texts_fn(), int(tok_cfg.vocab_size), cache_dir,
-                                   model_type=tok_cfg.get("model_type", "unigram"), key=corpus_key)
+        if cfg.get("model_file"):
+            return SentencePieceTokenizer(Path(str(cfg["model_file"])).expanduser())
+        return train_sentencepiece(texts_fn(), int(cfg.get("vocab_size", 8000)), cache_dir,
+                                   model_type=str(cfg.get("model_type", "unigram")), key=corpus_key, seed=seed)
     if kind in _KINDS:
-        return _KINDS[kind](dict(tok_cfg), Path(cache_dir))
-    raise UserError(f"config.data.tokenizer.kind {kind!r} is unknown; choose one of {sorted(set(_NAMES) | set(_KINDS))}")
+        return _KINDS[kind]({**cfg, "kind": kind}, Path("."))
+    raise UserError(f"config.data.tokenizer.kind {cfg.get('kind')!r} is unknown; "
+                    f"choose one of {sorted(set(_NAMES) | set(_KINDS))}")
 
 
 __all__ = ["Tokenizer", "CharTokenizer", "ByteTokenizer", "SentencePieceTokenizer", "load", "from_config",
-           "register", "train_sentencepiece"]
+           "register", "train_sentencepiece", "TOKENIZER_JSON"]

@@ -1,18 +1,25 @@
-"""Byte level: the UTF-8 bytes of the text, plus three specials (259 ids)."""
+"""UTF-8 bytes plus three specials, 259 ids: covers every string with no training."""
 from __future__ import annotations
+
+from typing import Any, Iterable
 
 import numpy as np
 
-from lexi.tokenizers.base import Tokenizer
+from lexi.tokenizers.base import Tokenizer, id_array
 
 
 class ByteTokenizer(Tokenizer):
-    """ids 0-255 = bytes, pad 256, bos 257, eos 258. Lossless for every str: lone
-    surrogates are written with "surrogatepass" and read back the same way."""
+    """ids 0-255 = UTF-8 bytes, pad 256, bos 257, eos 258.
+
+    Lossless for every str, lone surrogates included: they are written with
+    "surrogatepass" and read back the same way. Byte sequences that are not UTF-8 (a model
+    can generate them) decode with errors="replace", so `decode` never raises.
+    """
 
     name = "byte"
     vocab_size = 259
     pad_id, bos_id, eos_id = 256, 257, 258
+    special_ids = (256, 257, 258)
 
     def encode_np(self, text: str) -> np.ndarray:
         return np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8).astype(np.int32)
@@ -20,12 +27,13 @@ class ByteTokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         return self.encode_np(text).tolist()
 
-    def decode(self, ids) -> str:
-        data = bytes(int(i) for i in ids if 0 <= int(i) < 256)
+    def decode(self, ids: Iterable[int]) -> str:
+        a = id_array(ids)
+        data = a[(a >= 0) & (a < 256)].astype(np.uint8).tobytes()
         try:
             return data.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             return data.decode("utf-8", "replace")
 
-    def describe(self) -> dict:
-        return {"kind": "byte", "vocab_size": 259}
+    def record(self) -> dict[str, Any]:
+        return {"kind": "byte"}

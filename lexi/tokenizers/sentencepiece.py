@@ -1,103 +1,192 @@
-"""SentencePiece models: load any `.model` (T5's included) or train one on a corpus."""
+"""SentencePiece: load any `.model` (T5's included) or train one on a corpus, cached.
+
+Models trained here are lossless: identity normalisation, whitespace kept as is and
+byte fallback, so any valid Unicode text round-trips except the character U+2581 ("▁"),
+which SentencePiece itself uses for the space and therefore decodes as " ". Lone
+surrogates (not valid Unicode) are encoded as U+FFFD.
+"""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import logging
 import os
-import shutil
-import tempfile
+import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from lexi.errors import UserError
-from lexi.tokenizers.base import Tokenizer
+from lexi.tokenizers.base import Tokenizer, atomic_write, id_array
+
+log = logging.getLogger("lexi")
+
+MODEL_FILE = "sentencepiece.model"  # name of the copy saved next to tokenizer.json
+MAX_TRAIN_CHARS = 32_000_000  # training reads at most this much text (the start of the corpus) ...
+SAMPLE_CHARS = 6_000_000  # ... and SentencePiece trains on a seeded random sample of about this much
+_CHUNK_CHARS = 4096  # documents are cut at line ends into "sentences" about this long
+_MAX_SENTENCE_BYTES = 1 << 16
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class SentencePieceTokenizer(Tokenizer):
+    """A SentencePiece model. Models without a bos (T5: pad 0, eos 1, unk 2) use eos as
+    the document separator; models without a pad use unk as pad."""
+
     name = "sentencepiece"
 
-    def __init__(self, model_file: str | Path):
+    def __init__(self, model: str | os.PathLike | bytes):
         import sentencepiece as spm
 
-        self.model_file = Path(model_file)
-        if not self.model_file.is_file():
-            raise UserError(f"SentencePiece model {model_file} does not exist")
-        self._proto = self.model_file.read_bytes()
+        if isinstance(model, bytes):
+            self.model_file: Optional[Path] = None
+            self._proto = model
+        else:
+            self.model_file = Path(model)
+            if not self.model_file.is_file():
+                raise UserError(f"SentencePiece model {self.model_file} does not exist; check the path "
+                                "(config.data.tokenizer.model_file)")
+            self._proto = self.model_file.read_bytes()
+        where = self.model_file or "the given bytes"
         self._sp = spm.SentencePieceProcessor()
         try:
             self._sp.LoadFromSerializedProto(self._proto)
-        except Exception as e:
-            raise UserError(f"{model_file} is not a SentencePiece model: {e}") from e
-        self.vocab_size = int(self._sp.GetPieceSize())
-        self.eos_id = int(self._sp.eos_id())
-        pad = int(self._sp.pad_id())
-        bos = int(self._sp.bos_id())
-        unk = int(self._sp.unk_id())
-        self.pad_id = pad if pad >= 0 else (unk if unk >= 0 else 0)
-        self.bos_id = bos if bos >= 0 else self.eos_id  # T5's model has no bos: eos separates documents
-        self.unk_id = unk
+        except Exception as e:  # sentencepiece raises RuntimeError/OSError on a bad proto
+            raise UserError(f"{where} is not a SentencePiece model ({e}); pass a .model file written "
+                            "by SentencePiece") from e
+        sp = self._sp
+        self.vocab_size = int(sp.get_piece_size())
+        self.unk_id = int(sp.unk_id())
+        bos, eos, pad = int(sp.bos_id()), int(sp.eos_id()), int(sp.pad_id())
+        if bos < 0 and eos < 0:
+            raise UserError(f"{where} has neither a bos nor an eos piece, so documents cannot be separated; "
+                            "train it with bos_id or eos_id set")
+        self.eos_id = eos if eos >= 0 else bos
+        self.bos_id = bos if bos >= 0 else eos
+        self.pad_id = pad if pad >= 0 else self.unk_id
+        control = {i for i in range(self.vocab_size) if sp.is_control(i)}
+        self.special_ids = tuple(sorted(control | {self.bos_id, self.eos_id} | ({pad} if pad >= 0 else set())))
+        self._skip = np.asarray(sorted(set(self.special_ids) | {self.pad_id}), dtype=np.int64)
 
     def encode(self, text: str) -> list[int]:
-        return list(self._sp.EncodeAsIds(text))
+        try:
+            return list(self._sp.encode(text, out_type=int))
+        except (RuntimeError, TypeError, UnicodeError):  # lone surrogates cannot reach the C++ side
+            return list(self._sp.encode(_valid_unicode(text), out_type=int))
 
-    def decode(self, ids) -> str:
-        skip = set(self.special_ids)
-        return self._sp.DecodeIds([int(i) for i in ids if int(i) not in skip])
+    def encode_batch_np(self, texts: Sequence[str]) -> list[np.ndarray]:
+        if not texts:
+            return []
+        threads = min(8, os.cpu_count() or 1)
+        try:
+            ids = self._sp.encode(list(texts), out_type=int, num_threads=threads)
+        except (RuntimeError, TypeError, UnicodeError):
+            ids = self._sp.encode([_valid_unicode(t) for t in texts], out_type=int, num_threads=threads)
+        return [np.asarray(x, dtype=np.int32) for x in ids]
 
-    def describe(self) -> dict:
-        return {"kind": "sentencepiece", "vocab_size": self.vocab_size, "model_file": self.model_file.name,
-                "sha256": hashlib.sha256(self._proto).hexdigest()[:16]}
+    def encode_np(self, text: str) -> np.ndarray:
+        return np.asarray(self.encode(text), dtype=np.int32)
 
-    def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / self.model_file.name
-        if target.resolve() != self.model_file.resolve():
-            shutil.copyfile(self.model_file, target)
-        return super().save(directory)
+    def decode(self, ids: Iterable[int]) -> str:
+        a = id_array(ids)
+        a = a[(a >= 0) & (a < self.vocab_size) & ~np.isin(a, self._skip)]
+        return self._sp.decode(a.tolist())
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": "sentencepiece", "model_file": MODEL_FILE,
+                "model_sha256": hashlib.sha256(self._proto).hexdigest()}
+
+    def files(self) -> dict[str, bytes]:
+        return {MODEL_FILE: self._proto}
 
 
-def train_sentencepiece(texts: Iterable[str], vocab_size: int, cache_dir: str | Path, *,
-                        model_type: str = "unigram", byte_fallback: bool = True,
-                        character_coverage: float = 1.0, max_sentences: int = 2_000_000,
+def _valid_unicode(text: str) -> str:
+    """Lone surrogates (from JSON escapes or surrogateescape) -> U+FFFD, as SentencePiece needs."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _sentences(texts: Iterable[str], max_chars: int, hasher) -> Iterator[str]:
+    """Documents cut at line ends into pieces of about _CHUNK_CHARS, newlines kept, so
+    SentencePiece learns "\\n" and no sentence exceeds its length limit."""
+    total = 0
+    for doc in texts:
+        doc = _valid_unicode(doc) if not doc.isascii() else doc
+        hasher.update(hashlib.sha256(doc.encode("utf-8")).digest())
+        chunk: list[str] = []
+        size = 0
+        lines = doc.split("\n")
+        for i, line in enumerate(lines):
+            piece = line + ("\n" if i < len(lines) - 1 else "")
+            while len(piece) > 2 * _CHUNK_CHARS:  # one very long line: cut it hard
+                yield piece[:_CHUNK_CHARS]
+                piece = piece[_CHUNK_CHARS:]
+            chunk.append(piece)
+            size += len(piece)
+            if size >= _CHUNK_CHARS:
+                yield "".join(chunk)
+                chunk, size = [], 0
+        if size:
+            yield "".join(chunk)
+        total += len(doc)
+        if total >= max_chars:
+            log.info("sentencepiece: training on the first %d characters of the corpus", total)
+            return
+
+
+def train_sentencepiece(texts: Iterable[str], vocab_size: int, cache_dir: str | os.PathLike, *,
+                        model_type: str = "unigram", character_coverage: float = 1.0,
+                        byte_fallback: bool = True, split_digits: bool = True, seed: int = 0,
+                        max_chars: int = MAX_TRAIN_CHARS, sample_chars: int = SAMPLE_CHARS,
                         key: str = "") -> SentencePieceTokenizer:
-    """Train (or fetch from the cache) a model on `texts`. `key` names the corpus so that the
-    cache is hit without reading the texts again; the texts' hash is used when it is empty."""
+    """Train a model on `texts` (documents), or load the one cached for the same inputs.
+
+    Specials are pad 0, unk 1, bos 2, eos 3. The cache key hashes the texts (or `key`, a
+    corpus fingerprint, which skips reading the texts on a cache hit) and every option;
+    training is deterministic for a given seed, so every process gets the same model.
+    """
     import sentencepiece as spm
 
     if model_type not in ("unigram", "bpe"):
-        raise UserError(f"sentencepiece model_type must be unigram or bpe, got {model_type!r}")
-    cache_dir = Path(cache_dir) / "sentencepiece"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    texts = list(texts) if not key else texts
-    ident = key or hashlib.sha256("\x00".join(texts).encode("utf-8", "replace")).hexdigest()
-    h = hashlib.sha256(f"{ident}|{vocab_size}|{model_type}|{byte_fallback}|{character_coverage}".encode()).hexdigest()[:16]
-    final = cache_dir / f"sp_{model_type}_{vocab_size}_{h}.model"
-    if final.exists():
+        raise UserError(f"sentencepiece model_type must be 'unigram' or 'bpe', got {model_type!r}")
+    minimum = 4 + (256 if byte_fallback else 0) + 1
+    if vocab_size < minimum:
+        raise UserError(f"sentencepiece vocab_size {vocab_size} is too small: byte fallback needs 256 byte "
+                        f"pieces plus 4 specials, so use at least {minimum} (config.data.tokenizer.vocab_size)")
+    options = {"vocab_size": int(vocab_size), "model_type": model_type, "character_coverage": character_coverage,
+               "byte_fallback": byte_fallback, "split_digits": split_digits, "seed": seed, "max_chars": max_chars,
+               "sample_chars": sample_chars, "chunk": _CHUNK_CHARS, "version": 1}
+    cache = Path(cache_dir) / "sentencepiece"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def path_for(ident: str) -> Path:
+        h = hashlib.sha256(json.dumps({"texts": ident, **options}, sort_keys=True).encode()).hexdigest()[:20]
+        return cache / f"{model_type}_{vocab_size}_{h}.model"
+
+    if key and path_for(key).is_file():
+        return SentencePieceTokenizer(path_for(key))
+    hasher = hashlib.sha256()
+    sentences = list(_sentences(texts, max_chars, hasher))
+    final = path_for(key or hasher.hexdigest())
+    if final.is_file():
         return SentencePieceTokenizer(final)
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus.txt"
-        n = 0
-        with corpus.open("w", encoding="utf-8") as f:
-            for doc in texts:
-                for line in doc.splitlines():
-                    if line.strip():
-                        f.write(line + "\n")
-                        n += 1
-        if n == 0:
-            raise UserError("cannot train a SentencePiece model: the corpus has no text")
-        prefix = Path(tmp) / "sp"
-        try:
-            spm.SentencePieceTrainer.Train(
-                input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size, model_type=model_type,
-                character_coverage=character_coverage, byte_fallback=byte_fallback, pad_id=0, unk_id=1,
-                bos_id=2, eos_id=3, input_sentence_size=max_sentences, shuffle_input_sentence=True,
-                num_threads=os.cpu_count() or 1, split_digits=True, minloglevel=2,
-                max_sentence_length=1 << 16, hard_vocab_limit=False)
-        except RuntimeError as e:
-            raise UserError(f"SentencePiece training failed (vocab_size {vocab_size} on {n} lines): {e}") from e
-        tmp_final = final.with_suffix(".tmp")
-        shutil.copyfile(prefix.with_suffix(".model"), tmp_final)
-        os.replace(tmp_final, final)
+    if not any(s.strip() for s in sentences):
+        raise UserError("cannot train a SentencePiece model: the training documents hold no text")
+    log.info("sentencepiece: training a %s model, vocab %d, on %d chunks", model_type, vocab_size, len(sentences))
+    spm.set_random_generator_seed(seed)
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size, model_type=model_type,
+            character_coverage=character_coverage, byte_fallback=byte_fallback, split_digits=split_digits,
+            pad_id=0, unk_id=1, bos_id=2, eos_id=3, normalization_rule_name="identity",
+            remove_extra_whitespaces=False, allow_whitespace_only_pieces=True, hard_vocab_limit=False,
+            input_sentence_size=max(1, sample_chars // _CHUNK_CHARS), shuffle_input_sentence=True,
+            max_sentence_length=_MAX_SENTENCE_BYTES, num_threads=2, minloglevel=2)
+    except RuntimeError as e:
+        raise UserError(f"SentencePiece training failed (vocab_size {vocab_size}, {len(sentences)} chunks): {e}; "
+                        "adjust config.data.tokenizer.vocab_size (it must cover every character plus 260 "
+                        "byte and special pieces)") from e
+    atomic_write(final, model.getvalue())
     return SentencePieceTokenizer(final)

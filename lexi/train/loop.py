@@ -50,11 +50,12 @@ def _data(cfg, run: Run):
     from lexi.data.pipeline import Batches, build_token_stream
 
     corpus = get_corpus(cfg.data)
-    train_tokens = build_token_stream(corpus, "train", run.tokenizer, cache_dir(cfg))
-    val_tokens = build_token_stream(corpus, "validation", run.tokenizer, cache_dir(cfg))
-    batches = Batches(train_tokens, cfg.data.seq_len, cfg.train.batch_size, cfg.seed, shuffle=True,
+    seq_len, tok = cfg.data.seq_len, run.tokenizer
+    train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg), seq_len=seq_len)
+    val_tokens = build_token_stream(corpus, "validation", tok, cache_dir(cfg), seq_len=seq_len)
+    batches = Batches(train_tokens, seq_len, cfg.train.batch_size, cfg.seed, shuffle=True,
                       process_index=jax.process_index(), process_count=jax.process_count(),
-                      bos_id=run.tokenizer.bos_id)
+                      bos_id=tok.bos_id, pad_id=tok.pad_id)
     return batches, val_tokens
 
 
@@ -62,7 +63,7 @@ def _val_batches(cfg, run: Run, val_tokens) -> list[dict]:
     from lexi.data.pipeline import eval_windows
 
     b, n = cfg.train.batch_size, cfg.train.eval_batches
-    win = eval_windows(val_tokens, cfg.data.seq_len, b * n, run.tokenizer.bos_id)
+    win = eval_windows(val_tokens, cfg.data.seq_len, b * n, run.tokenizer.bos_id, pad_id=run.tokenizer.pad_id)
     per = b // jax.process_count()
     lo = jax.process_index() * per
     return [{k: np.asarray(v[i * b + lo: i * b + lo + per]) for k, v in win.items()} for i in range(n)]

@@ -42,7 +42,8 @@ def load_tokenizer(cfg, workdir: Path):
     if (workdir / "tokenizer.json").exists():
         return tokenizers.load(str(workdir))
     corpus = get_corpus(cfg.data)
-    tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg))
+    tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg),
+                                 corpus_key=corpus.fingerprint())
     if jax.process_index() == 0:
         tok.save(str(workdir))
     return tok

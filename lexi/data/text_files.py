@@ -1,0 +1,126 @@
+"""The `text_files` corpus: local .txt files (one document each) and .jsonl files (one
+document per line, from `text_field`). Files with other suffixes are read as text.
+
+Invalid UTF-8 is replaced with U+FFFD and reported with a warning rather than stopping a
+run; everything else wrong with the files is a UserError naming the file (and line).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+from lexi.data.corpora import HashSplitCorpus, decode_utf8
+from lexi.errors import UserError
+
+_GLOB_CHARS = set("*?[")
+
+
+def expand_files(patterns: str) -> list[Path]:
+    """Comma-separated globs (`**` recursive) -> sorted unique files, or a UserError."""
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    if not pats:
+        raise UserError("corpus text_files needs --config.data.files=GLOB, e.g. 'data/*.txt,more/**/*.jsonl'")
+    files: list[str] = []
+    for pat in pats:
+        pat = os.path.expanduser(pat)
+        if not _GLOB_CHARS & set(pat):
+            if not os.path.isfile(pat):
+                raise UserError(f"config.data.files: {pat} does not exist or is not a file")
+            files.append(pat)
+            continue
+        found = sorted(f for f in glob.glob(pat, recursive=True) if os.path.isfile(f))
+        if not found:
+            raise UserError(f"config.data.files: the glob {pat!r} matches no files")
+        files += found
+    return [Path(f) for f in dict.fromkeys(files)]
+
+
+class TextFiles(HashSplitCorpus):
+    """Split key: the document's text, so the split does not depend on where files live
+    and duplicate documents land in the same split."""
+
+    name = "text_files"
+
+    def __init__(self, patterns: str, text_field: str = "text", **kw):
+        super().__init__(**kw)
+        self.text_field = text_field
+        self.files = expand_files(patterns)
+        self.replaced_count = 0  # invalid UTF-8 sequences replaced in the last full pass
+
+    def _items(self) -> Iterator[tuple[str, str]]:
+        self.replaced_count = 0
+        for path in self.files:
+            docs = self._jsonl(path) if path.suffix == ".jsonl" else self._txt(path)
+            for text in docs:
+                yield text, text
+
+    def _replaced(self, path: Path, n: int, where: str = "") -> None:
+        if n:
+            self.replaced_count += n
+            warnings.warn(f"{path}{where}: replaced {n} invalid UTF-8 sequence(s) with U+FFFD", stacklevel=2)
+
+    def _txt(self, path: Path) -> Iterator[str]:
+        text, bad = decode_utf8(_read(path))
+        if not text.strip():
+            raise UserError(f"{path} is empty; remove it or fix config.data.files")
+        self._replaced(path, bad)
+        yield text
+
+    def _jsonl(self, path: Path) -> Iterator[str]:
+        n_docs, bad_total = 0, 0
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise UserError(f"cannot read {path}: {e.strerror or e}") from e
+        with f:
+            for n, raw in enumerate(f, 1):
+                line, bad = decode_utf8(raw)
+                bad_total += bad
+                if not line.strip():
+                    continue
+                text = self._field(path, n, line)
+                n_docs += 1
+                if text:
+                    yield text
+        self._replaced(path, bad_total)
+        if n_docs == 0:
+            raise UserError(f"{path} is empty (no JSON lines); remove it or fix config.data.files")
+
+    def _field(self, path: Path, n: int, line: str) -> str:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}: not valid JSON ({e.msg}); every line of a .jsonl must be one object") from e
+        if not isinstance(obj, dict) or self.text_field not in obj:
+            have = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+            raise UserError(f"{path}:{n}: no {self.text_field!r} field (found {have}); set "
+                            "--config.data.text_field to the field that holds the text")
+        text = obj[self.text_field]
+        if not isinstance(text, str):
+            raise UserError(f"{path}:{n}: field {self.text_field!r} is a {type(text).__name__}, not a string")
+        return text
+
+    def _content_id(self) -> Any:
+        out = []
+        for p in self.files:
+            st = _stat(p)
+            out.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+        return {"files": out, "text_field": self.text_field}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}; it was listed by config.data.files") from e
