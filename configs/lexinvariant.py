@@ -14,7 +14,7 @@ Variants (same backbones as configs/standard.py, so each has a standard twin):
               --config.data.tokenizer.model_file=.../spiece.model).
 """
 from lexi.config import base_config
-from lexi.presets import apply_demo_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape
+from lexi.presets import apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
 
 
 def get_config(variant: str = "tiny"):
@@ -29,9 +29,10 @@ def get_config(variant: str = "tiny"):
     if variant == "tiny":
         apply_tiny_shape(c)
     elif variant == "demo":
-        apply_demo_shape(c)
+        return demo_config("lexinvariant")  # exactly what `lexi demo` trains
     elif variant in ("small_char", "small_32k"):
         apply_small_shape(c)
+        c.train.lr = 5e-3  # lexinvariant models tolerate and need a larger step than their twins
         if variant == "small_32k":
             c.data.tokenizer.update(kind="sentencepiece", vocab_size=32000, model_type="unigram")
             c.embedding.readout_chunk = 2048

@@ -17,7 +17,7 @@ Variants (figures measured on the project's 2-core CPU unless stated):
          (32,000 pieces), or leave it empty to train a 32k unigram model on the corpus.
 """
 from lexi.config import base_config
-from lexi.presets import apply_demo_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape
+from lexi.presets import apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
 
 
 def get_config(variant: str = "tiny"):
@@ -26,7 +26,7 @@ def get_config(variant: str = "tiny"):
     if variant == "tiny":
         apply_tiny_shape(c)
     elif variant == "demo":
-        apply_demo_shape(c)
+        return demo_config("standard")  # exactly what `lexi demo` trains
     elif variant == "small":
         apply_small_shape(c)
     elif variant in ("paper", "paper_32k"):

@@ -52,4 +52,6 @@ def demo_config(kind: str):
     c.embedding = ({"kind": "lexinvariant", "generator": "hash", "readout_chunk": 0, "learn_temperature": True}
                    if kind == "lexinvariant" else {"kind": "trainable", "tied": True, "readout_chunk": 0})
     apply_demo_shape(c)
+    if kind == "lexinvariant":
+        c.train.lr = 1e-2  # measured: it leaves the in-context-unigram plateau sooner than at 3e-3
     return c
