@@ -7,9 +7,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from lexi import sharding
 from lexi.model import build_model
 from lexi.train import flops as flops_lib
 from lexi.train import optimizer as opt_lib

@@ -1,5 +1,4 @@
 """Lexinvariant embedding: exact invariance, draws, chunked == direct, the regeneration generator."""
-import functools
 
 import flax.linen as nn
 import jax
@@ -7,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lexi.embeddings.lexinvariant import LexinvariantEmbedding
 from lexi.ops import gaussian, xent
 from helpers import init, tiny_model
 

@@ -2,7 +2,6 @@
 import json
 
 import jax
-import numpy as np
 import pytest
 
 from lexi.config import apply_overrides, base_config, load_config

@@ -10,7 +10,6 @@ the validation sequences and compared with frequency analysis of the same window
 """
 from __future__ import annotations
 
-import functools
 
 import flax.linen as nn
 import jax

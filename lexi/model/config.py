@@ -78,4 +78,4 @@ class BackboneConfig:
         need(self.remat in REMAT, f"remat must be one of {REMAT}, got {self.remat!r}")
         need(self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        need(self.attention_impl in ("auto", "xla", "cudnn"), f"attention_impl must be auto, xla or cudnn")
+        need(self.attention_impl in ("auto", "xla", "cudnn"), f"attention_impl must be auto, xla or cudnn, got {self.attention_impl!r}")

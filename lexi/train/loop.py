@@ -139,7 +139,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     step = start
 
     def save(s: int) -> None:
-        ckpt.save(s, state, {"step": s, "skipped_steps": skipped, "data_fingerprint": str(batches.num_windows)})
+        ckpt.save(s, state, {"step": s, "skipped_steps": skipped, "num_windows": batches.num_windows})
 
     end = t.steps if stop_at is None else min(stop_at, t.steps)
     try:

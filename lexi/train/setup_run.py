@@ -11,18 +11,18 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lexi import config as config_lib
 from lexi import sharding
 from lexi.errors import UserError
 from lexi.model import build_model
 from lexi.model.lm import LanguageModel
 from lexi.train import optimizer as opt_lib
-from lexi.train.checkpoint import Checkpointer, abstract_with_shardings
+from lexi.train.checkpoint import abstract_with_shardings
 from lexi.train.state import TrainState
 from lexi.train.step import make_steps
 
@@ -93,7 +93,7 @@ def assemble(cfg, vocab_size: int, special_ids: tuple = (), mesh=None) -> Run:
     schedule = opt_lib.make_schedule(cfg.train)
     boxed = jax.eval_shape(lambda k: init_params(model, k, cfg), jax.random.key(0))
     param_sh = sharding.tree_shardings(boxed, mesh, rules)
-    params_abs = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), boxed_unbox(boxed))
+    params_abs = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nn.meta.unbox(boxed))
     opt_abs = jax.eval_shape(tx.init, params_abs)
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
                                    transform_non_params=lambda _: sharding.replicated(mesh))
@@ -135,11 +135,6 @@ def _lower_in_context(run: Run, fn, args):
         return fn.lower(*args)
 
 
-def boxed_unbox(tree):
-    import flax.linen as nn
-    return nn.meta.unbox(tree)
-
-
 def dummy_batch(cfg, b: int = 1) -> dict:
     l = cfg.data.seq_len
     z = jnp.zeros((b, l), jnp.int32)
@@ -157,15 +152,7 @@ def init_state(run: Run, seed: int) -> TrainState:
     cfg, model, tx = run.cfg, run.model, run.tx
 
     def make(key):
-        params = boxed_unbox(init_params(model, key, cfg))
+        params = nn.meta.unbox(init_params(model, key, cfg))
         return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params))
 
     return jax.jit(make, out_shardings=run.state_shardings)(jax.random.key(seed))
-
-
-def restore_latest(run: Run, ckpt: Checkpointer, *, params_only: bool = False) -> tuple[Optional[TrainState], dict]:
-    step = ckpt.latest_step()
-    if step is None:
-        return None, {}
-    state, meta = ckpt.restore(step, run.abstract_state)
-    return state, meta
