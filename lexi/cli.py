@@ -44,9 +44,7 @@ def _cmd_eval(args, overrides) -> int:
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     res = run_suite(Path(args.workdir), suites, text_file=args.text_file, examples=args.examples, seed=args.seed,
                     num_sequences=args.sequences, probe_steps=args.probe_steps)
-    print(markdown_table({Path(args.workdir).name: res}))
-    for k, v in res["_paths"].items():
-        print(f"{k}: {v}")
+    _print_report(markdown_table({Path(args.workdir).name: res}), res["_paths"])
     return 0
 
 
@@ -56,9 +54,7 @@ def _cmd_compare(args, overrides) -> int:
     if overrides:
         raise_unexpected(overrides)
     out = compare([Path(r) for r in args.runs], Path(args.out))
-    print(out["table"])
-    for k, v in out["paths"].items():
-        print(f"{k}: {v}")
+    _print_report(out["table"], out["paths"])
     return 0
 
 
@@ -68,11 +64,15 @@ def _cmd_demo(args, overrides) -> int:
     if overrides:
         raise_unexpected(overrides)
     out = run_demo(Path(args.workdir), steps=args.steps, probe_steps=args.probe_steps, examples=args.examples)
-    print(out["table"])
-    for k, v in out["paths"].items():
-        print(f"{k}: {v}")
+    _print_report(out["table"], out["paths"])
     print("Longer runs and their measured results: README.md, section 'Results'.")
     return 0
+
+
+def _print_report(table: str, paths: dict) -> None:
+    print(table)
+    for k, v in paths.items():
+        print(f"{k}: {v}")
 
 
 def raise_unexpected(extra) -> None:

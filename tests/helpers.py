@@ -24,3 +24,19 @@ def init(model, b=2, l=12, seed=0, vocab=64):
     ctx = model.embedding.context(jax.random.key(seed + 1), jnp.int32(0), jnp.arange(b))
     params = model.init(jax.random.key(seed + 2), x, x, ctx)["params"]
     return params, x, ctx
+
+
+class CharTok:
+    """Stand-in for the ASCII tokenizer (id == ord(c), vocab 128) with an extra special
+    id 1, so task and cipher tests also cover tokenizers with more specials."""
+
+    name = "char"
+    vocab_size = 128
+    pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
+    special_ids = (0, 1, 2, 3)
+
+    def encode(self, text):
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(chr(i) for i in ids)

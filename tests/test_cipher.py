@@ -5,23 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import CharTok
+
 from lexi.eval import cipher as C
 from lexi.eval.smoothing import moving_average
-
-
-class CharTok:
-    """Stand-in for the ASCII tokenizer: id == ord(c), vocab 128."""
-
-    name = "char"
-    vocab_size = 128
-    pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
-    special_ids = (0, 1, 2, 3)
-
-    def encode(self, text):
-        return [ord(c) for c in text]
-
-    def decode(self, ids):
-        return "".join(chr(i) for i in ids)
 
 
 TOK = CharTok()
