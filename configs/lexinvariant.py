@@ -4,15 +4,17 @@ Variants (same backbones as configs/standard.py, so each has a standard twin; ti
 measured on the project's 2-core x86-64 CPU, nothing else running):
   tiny        lexi train --config configs/lexinvariant.py:tiny --workdir runs/lexi
               2 layers, width 64, ASCII characters, KJV, context 128, batch 16, 300 steps;
-              2-core CPU, LX_TINY_TIME; loss LX_TINY_LOSS nats/char (uniform: 4.85); on
-              validation sequences, LX_TINY_EARLY nats/char in the first 16 positions and
-              LX_TINY_LATE in the last 16 (`lexi eval --workdir runs/lexi --suite perplexity`).
+              2-core CPU, 31 s; training loss 4.52 nats/char (uniform: 4.85), validation 4.52;
+              on validation sequences 4.90 nats/char in the first 16 positions and 4.42 in
+              the last 16 (`lexi eval --workdir runs/lexi --suite perplexity`).
   demo        the lexinvariant half of `lexi demo`: batch 32, 1200 steps, lr 1e-2; 2-core
               CPU, about 5 minutes; 4.94 nats/char early in the context, 4.02 late;
               cipher / plain loss 1.003.
   small_char  (alias small) lexi train --config configs/lexinvariant.py:small --workdir runs/lx_small
               4 layers, width 256, context 256, batch 32, 300 steps, lr 5e-3; 2-core CPU,
-              LX_SMALL_TIME; LX_SMALL_RESULT.
+              21 minutes (1,244 s); validation loss 4.18 nats/char; `lexi eval` (64
+              sequences, probe 300 steps): 4.71 nats/char in the first 32 positions, 4.13 in
+              the last 32, cipher / plain loss 0.998 (its standard twin: 2.35).
   small_32k   the same backbone over a 32k SentencePiece vocabulary trained on the corpus,
               the readout in online chunks of 2048 (never B x V x d). Not run yet.
   paper_char  (alias paper) the paper's 150M model: 12 layers, 8 heads x 128, MLP 4096,

@@ -4,10 +4,11 @@ sequence; evaluation sees clean text.
 
 Variants:
   tiny   lexi train --config configs/regularized.py:tiny --workdir runs/reg
-         configs/standard.py:tiny with p = 0.2; 2-core CPU, TODO.
-  small  configs/standard.py:small with p = 0.2.
+         configs/standard.py:tiny with p = 0.2; 2-core CPU, 37 s; training loss (on
+         corrupted text) 3.32 nats/char, validation loss (clean text) 2.52 (standard tiny: 2.25).
+  small  configs/standard.py:small with p = 0.2. Not run yet.
   gaussian_mix_tiny  the variant the paper found the model learns to ignore: random
-         Gaussian input vectors mixed in with probability p instead of permuting.
+         Gaussian input vectors mixed in with probability p instead of permuting. Not run yet.
 Override the rate with --config.embedding.p=0.1.
 """
 from lexi.config import base_config

@@ -3,13 +3,14 @@
 Variants (times measured on the project's 2-core x86-64 CPU, nothing else running):
   tiny   lexi train --config configs/standard.py:tiny --workdir runs/std_tiny
          2 layers, width 64, ASCII characters, KJV, context 128, batch 16, 300 steps;
-         2-core CPU, STD_TINY_TIME; training loss falls from 5.6 (step 10) to STD_TINY_LOSS
-         nats/char, validation loss STD_TINY_VAL.
+         2-core CPU, 31 s; training loss falls from 5.6 (step 10) to 2.21 nats/char,
+         validation loss 2.25.
   demo   the standard half of `lexi demo`: tiny's backbone, batch 32, 1200 steps; 2-core
          CPU, about 4 minutes; validation loss 1.43 nats/char (2.06 bits/byte).
   small  lexi train --config configs/standard.py:small --workdir runs/std_small
          4 layers, width 256, 4 heads x 64, MLP 1024, context 256, batch 32, 300 steps
-         (2.5M tokens); 2-core CPU, STD_SMALL_TIME; validation loss STD_SMALL_VAL nats/char.
+         (2.5M tokens); 2-core CPU, 20 minutes (19.6 measured, 2,470 tokens/s); validation
+         loss 2.15 nats/char (3.11 bits/byte).
   paper  lexi train --config configs/standard.py:paper --workdir runs/std_paper
          The lexinvariant paper's standard LM (Huang et al. 2023): 12 layers, 8 heads x 128
          (d_model 1024), MLP 4096, T5 relative position bias, Adafactor, cosine 0.01 -> 0.001
