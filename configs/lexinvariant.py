@@ -49,8 +49,6 @@ def get_config(variant: str = "tiny"):
             c.embedding.readout_chunk = 2048
     elif variant in ("paper_char", "paper_32k"):
         apply_paper_shape(c, vocab_32k=variant == "paper_32k")
-        if variant == "paper_32k":
-            c.embedding.readout_chunk = 4096
     else:
         raise ValueError(f"unknown variant {variant!r}: tiny, demo, small_char, small_32k, paper_char, paper_32k")
     return c

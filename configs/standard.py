@@ -36,8 +36,6 @@ def get_config(variant: str = "tiny"):
         apply_small_shape(c)
     elif variant in ("paper", "paper_32k"):
         apply_paper_shape(c, vocab_32k=variant == "paper_32k")
-        if variant == "paper_32k":
-            c.embedding.readout_chunk = 4096
     else:
         raise ValueError(f"unknown variant {variant!r}: tiny, demo, small, paper, paper_32k")
     return c

@@ -29,6 +29,7 @@ def apply_paper_shape(c, vocab_32k: bool = False):
     c.data.update(corpus="kjv", seq_len=512)
     if vocab_32k:
         c.data.tokenizer.update(kind="sentencepiece", vocab_size=32000, model_type="unigram")
+        c.embedding.readout_chunk = 4096  # never hold B x L x 32k logits (or B x 32k x d draws)
     else:
         c.data.tokenizer.kind = "char"
     c.train.update(steps=250_000, batch_size=64, optimizer="adafactor", lr=0.01, schedule="cosine",

@@ -152,12 +152,17 @@ def windowed_key_precision(cipher_ids_SxL: np.ndarray, predicted_plain_SxL: np.n
     if cipher.ndim != 2 or cipher.shape != pred.shape:
         raise ValueError(f"expected equal [S, L] arrays, got {cipher.shape} and {pred.shape}")
     alphabet = list(alphabet_ids)
-    truths = _per_sequence(true_inverse_per_seq, cipher.shape[0])
-    starts = window_starts(cipher.shape[1], window, stride)
+    return _windowed(cipher, true_inverse_per_seq, window, stride,
+                     lambda i, s: vote_key(cipher[i, s:s + window], pred[i, s:s + window], alphabet))
+
+
+def _windowed(cipher_SxL: np.ndarray, true_inverse_per_seq, window: int, stride: int | None,
+              decipher) -> tuple[np.ndarray, np.ndarray]:
+    """Precision of `decipher(sequence, window_start)` per window start, mean over sequences."""
+    truths = _per_sequence(true_inverse_per_seq, cipher_SxL.shape[0])
+    starts = window_starts(cipher_SxL.shape[1], window, stride)
     precision = np.array([
-        _mean_over_sequences([
-            key_precision(vote_key(c[s:s + window], p[s:s + window], alphabet), t)
-            for c, p, t in zip(cipher, pred, truths)])
+        _mean_over_sequences([key_precision(decipher(i, s), t) for i, t in enumerate(truths)])
         for s in starts])
     return starts, precision
 
@@ -201,14 +206,8 @@ def windowed_frequency_precision(cipher_ids_SxL: np.ndarray, reference_frequenci
     if cipher.ndim != 2:
         raise ValueError(f"expected [S, L] cipher ids, got shape {cipher.shape}")
     alphabet = list(alphabet_ids)
-    truths = _per_sequence(true_inverse_per_seq, cipher.shape[0])
-    starts = window_starts(cipher.shape[1], window, stride)
-    precision = np.array([
-        _mean_over_sequences([
-            key_precision(frequency_decipher(c[s:s + window], reference_frequencies, alphabet), t)
-            for c, t in zip(cipher, truths)])
-        for s in starts])
-    return starts, precision
+    return _windowed(cipher, true_inverse_per_seq, window, stride,
+                     lambda i, s: frequency_decipher(cipher[i, s:s + window], reference_frequencies, alphabet))
 
 
 # --- one key shared by many sequences ---------------------------------------------------
