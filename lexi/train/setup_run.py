@@ -124,15 +124,9 @@ def compile_steps(run: Run):
         def call(*args):
             with sharding.activation_context(run.mesh, run.rules):
                 return fn(*args)
-        call.lower = lambda *args: _lower_in_context(run, fn, args)
         return call
 
     return traced(train_step), traced(eval_step)
-
-
-def _lower_in_context(run: Run, fn, args):
-    with sharding.activation_context(run.mesh, run.rules):
-        return fn.lower(*args)
 
 
 def dummy_batch(cfg, b: int = 1) -> dict:
