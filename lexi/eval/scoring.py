@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lexi.model.lm import LanguageModel
-
-EVAL_STREAM = 3  # the same stream tag as lexi.train.step, so suite and training validation agree
+from lexi.train.step import EVAL_STREAM  # one tag, so suite and training validation draw alike
 
 
 def eval_context(model: LanguageModel, seed: int, rows: np.ndarray):
