@@ -25,7 +25,7 @@ measured on the project's 2-core x86-64 CPU, nothing else running):
               --config.data.tokenizer.model_file=.../spiece.model). Not run here.
 """
 from lexi.config import base_config
-from lexi.presets import apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
+from lexi.presets import apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
 
 
 def get_config(variant: str = "tiny"):
@@ -47,8 +47,11 @@ def get_config(variant: str = "tiny"):
         if variant == "small_32k":
             c.data.tokenizer.update(kind="sentencepiece", vocab_size=32000, model_type="unigram")
             c.embedding.readout_chunk = 2048
+    elif variant in ("medium", "medium_char"):
+        apply_medium_shape(c)
+        c.train.lr = 1e-2  # measured on tiny shapes: leaves the in-context-unigram plateau sooner
     elif variant in ("paper_char", "paper_32k"):
         apply_paper_shape(c, vocab_32k=variant == "paper_32k")
     else:
-        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small_char, small_32k, paper_char, paper_32k")
+        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small_char, small_32k, medium, paper_char, paper_32k")
     return c

@@ -22,7 +22,7 @@ Variants (times measured on the project's 2-core x86-64 CPU, nothing else runnin
          unigram model trained on the corpus. Not run here.
 """
 from lexi.config import base_config
-from lexi.presets import apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
+from lexi.presets import apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
 
 
 def get_config(variant: str = "tiny"):
@@ -34,8 +34,10 @@ def get_config(variant: str = "tiny"):
         return demo_config("standard")  # exactly what `lexi demo` trains
     elif variant == "small":
         apply_small_shape(c)
+    elif variant == "medium":
+        apply_medium_shape(c)
     elif variant in ("paper", "paper_32k"):
         apply_paper_shape(c, vocab_32k=variant == "paper_32k")
     else:
-        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small, paper, paper_32k")
+        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small, medium, paper, paper_32k")
     return c

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _drop_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text = None, None
+    return True
+
+
 def main(argv=None) -> int:
     from lexi.errors import UserError
 
@@ -134,6 +140,10 @@ def main(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
+    if not args.debug:  # library threads (orbax) log tracebacks for errors lexi reports in one line itself
+        logging.getLogger("absl").addFilter(_drop_traceback)
+        warnings.formatwarning = lambda message, *a, **k: f"lexi: warning: {message}\n"
+        sys.unraisablehook = lambda u: None  # tensorstore callbacks racing a closed event loop after a failed save
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)  # "no TPU" notices on CPU hosts
     try:
         return args.fn(args, extra)

@@ -22,6 +22,17 @@ def apply_small_shape(c):
                    eval_every=100, checkpoint_every=100)
 
 
+def apply_medium_shape(c):
+    """4 layers, width 128, context 256, batch 32, 2400 steps (20M tokens): the longest
+    pair one CPU session holds, each run pinned to one core for about 90 minutes."""
+    c.model.update(num_layers=4, d_model=128, num_heads=4, head_dim=32, mlp_dim=512,
+                   activation="gelu", norm="rmsnorm", position="t5_bias")
+    c.data.update(corpus="kjv", seq_len=256)
+    c.data.tokenizer.kind = "char"
+    c.train.update(steps=2400, batch_size=32, lr=3e-3, warmup_steps=100, log_every=20,
+                   eval_every=400, checkpoint_every=400)
+
+
 def apply_paper_shape(c, vocab_32k: bool = False):
     """Huang et al. 2023: ~150M parameters, Adafactor, cosine 0.01 -> 0.001, 250k steps."""
     c.model.update(num_layers=12, d_model=1024, num_heads=8, head_dim=128, mlp_dim=4096,

@@ -282,3 +282,15 @@ def test_load_errors_are_clear(tmp_path):
         tokenizers.load(tmp_path)
     with pytest.raises(UserError, match="needs a model file"):
         tokenizers.load("sentencepiece")
+
+
+# ---------------------------------------------------------------- every tokenizer
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_every_tokenizer_gives_ids_in_range_for_any_text(sp_tok, text):
+    for tok in (CharTokenizer(), ByteTokenizer(), sp_tok):
+        ids = np.asarray(tok.encode(text), dtype=np.int64)
+        assert ids.size == 0 or (ids.min() >= 0 and ids.max() < tok.vocab_size)
+        assert not set(ids.tolist()) & set(tok.special_ids)  # text never produces a special token
+        assert isinstance(tok.decode(ids.tolist()), str)

@@ -25,7 +25,7 @@ from lexi.errors import UserError
 
 log = logging.getLogger("lexi")
 
-STREAM_FORMAT = 1  # bump when the stream layout changes, so old caches are not reused
+STREAM_FORMAT = 2  # bump when the stream layout or an encoding changes, so old caches are not reused (2: char SUBs NUL/STX/ETX)
 _ENCODE_CHARS = 4_000_000  # documents are encoded in groups of about this many characters
 _COPY_TOKENS = 1 << 24
 

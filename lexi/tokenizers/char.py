@@ -12,8 +12,9 @@ SUB = 26  # ASCII "substitute": stands for every non-ASCII character
 
 class CharTokenizer(Tokenizer):
     """id = ord(c) for ASCII; pad = NUL (0), bos = STX (2), eos = ETX (3). Any other
-    character becomes SUB (26) and is counted in `replaced_count`, so a corpus that is
-    not really ASCII is noticed. Lossless on ASCII text without NUL, STX and ETX."""
+    character, and NUL / STX / ETX inside the text (which would otherwise read as padding or
+    a document boundary), becomes SUB (26) and is counted in `replaced_count`, so a corpus
+    that is not really ASCII is noticed. Lossless on ASCII text without NUL, STX and ETX."""
 
     name = "char"
     vocab_size = 128
@@ -25,13 +26,15 @@ class CharTokenizer(Tokenizer):
 
     def encode_np(self, text: str) -> np.ndarray:
         try:  # the common all-ASCII case: one C-level pass
-            return np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.int32)
+            codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.int32)
         except UnicodeEncodeError:
-            pass
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        bad = codes >= 128
-        self.replaced_count += int(bad.sum())
-        return np.where(bad, SUB, codes).astype(np.int32)
+            codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        # NUL, STX and ETX in the text would read as pad / document boundaries: SUB them too
+        bad = (codes >= 128) | (codes == 0) | (codes == 2) | (codes == 3)
+        if bad.any():
+            self.replaced_count += int(bad.sum())
+            codes = np.where(bad, SUB, codes)
+        return codes.astype(np.int32)
 
     def encode(self, text: str) -> list[int]:
         return self.encode_np(text).tolist()

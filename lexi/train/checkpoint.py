@@ -3,16 +3,23 @@
 A checkpoint holds the train state (parameters, optimizer, step) and a JSON `meta` with
 what resuming needs besides arrays (counters, data fingerprint). Orbax writes each step to
 a temporary directory and renames it when complete, so a killed save never shadows a good
-checkpoint; `max_to_keep` removes old ones only after a newer one is finished.
+checkpoint; `max_to_keep` removes old ones only after a newer one is finished, and
+temporary directories left by a killed save are cleaned up at start. A checkpoint that
+cannot be read (truncated or overwritten files) is moved to RUN/checkpoints_corrupt/ with a
+warning, and the newest readable one is used instead.
 """
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from pathlib import Path
 from typing import Any, Optional
 
 import jax
 import orbax.checkpoint as ocp
+
+from lexi.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +28,7 @@ class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 3, async_save: bool = True):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+            max_to_keep=keep, create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def all_steps(self) -> list[int]:
@@ -40,9 +47,51 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         return out["state"], dict(out["meta"])
 
+    def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict, int]]:
+        """(state, meta, step) of the newest checkpoint that reads back, or None if there is none.
+
+        Unreadable newer ones are moved aside (never deleted) with a warning naming them. If
+        no checkpoint reads, nothing is moved and the error lists each failure.
+        """
+        failures: list[tuple[int, Exception]] = []
+        for step in reversed(self.all_steps()):
+            try:
+                state, meta = self.restore(step, abstract_state)
+            except Exception as e:  # orbax/tensorstore raise many types for damaged files
+                failures.append((step, e))
+                continue
+            for bad, err in failures:
+                moved = self._quarantine(bad)
+                log.warning("checkpoint %d in %s cannot be read (%s: %s); moved it to %s and resumed from step %d",
+                            bad, self.directory, type(err).__name__, _first_line(err), moved, step)
+            if failures:
+                self.reload()
+            return state, meta, step
+        if failures:
+            detail = "; ".join(f"step {s}: {type(e).__name__}: {_first_line(e)}" for s, e in failures)
+            raise UserError(f"no checkpoint in {self.directory} can be read ({detail}). Nothing was changed; "
+                            "move that directory away to start the run afresh.")
+        return None
+
+    def _quarantine(self, step: int) -> Path:
+        src = self.directory / str(step)
+        dst = self.directory.parent / "checkpoints_corrupt" / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if jax.process_index() == 0 and src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src), str(dst))
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"lexi_quarantine_{step}")
+        return dst
+
     def restore_meta(self, step: int) -> dict:
         out = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         return dict(out["meta"])
+
+    def reload(self) -> None:
+        """Re-read the directory (after a failed save or a checkpoint moved aside)."""
+        self._manager.reload()
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
@@ -50,6 +99,17 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _first_line(e: Exception, limit: int = 200) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else "")[:limit]
+
+
+def state_bytes(abstract_state: Any) -> int:
+    """Bytes one checkpoint of this state takes before compression (all processes together)."""
+    return sum(int(x.size) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(abstract_state)
+               if hasattr(x, "dtype"))
 
 
 def abstract_with_shardings(tree: Any, shardings: Any) -> Any:

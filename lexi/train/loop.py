@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import shutil
 import signal
 import sys
 import time
@@ -24,7 +26,7 @@ from lexi import sharding
 from lexi.errors import UserError
 from lexi.train import flops as flops_lib
 from lexi.train import peak as peak_lib
-from lexi.train.checkpoint import Checkpointer
+from lexi.train.checkpoint import Checkpointer, state_bytes
 from lexi.train.metrics_log import MetricsWriter
 from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, compile_steps, init_state
 
@@ -43,6 +45,41 @@ def _check_workdir(workdir: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise UserError(f"cannot write to run directory {workdir}: {e.strerror or e}") from e
+
+
+def _check_disk_space(ckpt_dir: Path, abstract_state, keep: int) -> None:
+    """Refuse to start a run whose checkpoints cannot fit: better now than at step 40,000."""
+    size = state_bytes(abstract_state) // jax.process_count()
+    existing = sum(f.stat().st_size for f in ckpt_dir.rglob("*") if f.is_file()) if ckpt_dir.exists() else 0
+    need = (keep + 1) * size - existing  # `keep` finished ones plus the one being written
+    free = shutil.disk_usage(ckpt_dir if ckpt_dir.exists() else ckpt_dir.parent).free
+    if need > free:
+        raise UserError(f"not enough disk space for checkpoints in {ckpt_dir}: keeping {keep} checkpoints of "
+                        f"{_mib(size)} each needs {_mib(need)} more, {_mib(free)} free. Free some space, lower "
+                        "--config.train.keep_checkpoints, or use another --workdir.")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+_OS_ERRORS = re.compile(r"No space left on device|File too large|Disk quota exceeded|Read-only file system|"
+                        r"Permission denied|No such file or directory|Input/output error")
+
+
+def _write_failed(ckpt: Checkpointer, err: Exception) -> TrainingStopped:
+    """The message for a checkpoint write that failed (disk full, directory removed, ...)."""
+    found = _OS_ERRORS.search(str(err))
+    reason = found.group(0) if found else f"{type(err).__name__}: {str(err).strip()[:200]}"
+    try:
+        ckpt.reload()
+        good = ckpt.latest_step()
+    except Exception:
+        good = None
+    kept = (f"the newest complete checkpoint, step {good}, is intact" if good is not None
+            else "no complete checkpoint exists yet")
+    return TrainingStopped(f"writing a checkpoint to {ckpt.directory} failed ({reason}); {kept}. Free disk space "
+                           "(or fix the directory) and run the same command again to resume.")
 
 
 def _data(cfg, run: Run):
@@ -92,11 +129,13 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     if jax.process_index() == 0:
         (workdir / "config.json").write_text(config_lib.to_json(cfg))
 
+    _check_disk_space(ckpt_dir, run.abstract_state, t.keep_checkpoints)
     ckpt = Checkpointer(ckpt_dir, keep=t.keep_checkpoints)
     meta: dict = {}
-    latest = ckpt.latest_step()
-    if latest is not None:
-        state, meta = ckpt.restore(latest, run.abstract_state)
+    restored = ckpt.restore_latest(run.abstract_state)
+    latest = None
+    if restored is not None:
+        state, meta, latest = restored
         log.info("resumed from %s at step %d", ckpt_dir, latest)
     else:
         state = init_state(run, cfg.seed)
@@ -139,9 +178,13 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     step = start
 
     def save(s: int) -> None:
-        ckpt.save(s, state, {"step": s, "skipped_steps": skipped, "num_windows": batches.num_windows})
+        try:
+            ckpt.save(s, state, {"step": s, "skipped_steps": skipped, "num_windows": batches.num_windows})
+        except Exception as e:  # disk full, directory gone, ...: the earlier checkpoints stay intact
+            raise _write_failed(ckpt, e) from e
 
     end = t.steps if stop_at is None else min(stop_at, t.steps)
+    in_flight: Optional[BaseException] = None
     try:
         for step in range(start, end):
             local = prefetch.next()
@@ -189,17 +232,27 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
             if is_ckpt:
                 save(done)
             if stop_signal:
-                save(done)
+                if not is_ckpt:
+                    save(done)
                 ckpt.wait()
                 raise TrainingStopped(
                     f"received signal {stop_signal[0]}: saved a checkpoint at step {done} in {ckpt_dir}. "
                     "Run the same command again to resume.")
+    except BaseException as e:
+        in_flight = e
+        raise
     finally:
         prefetch.close()
         if pbar is not None:
             pbar.close()
         writer.close()
-        ckpt.close()
+        try:
+            ckpt.close()  # waits for the last asynchronous save, which may fail only now
+        except Exception as e:
+            failed = _write_failed(ckpt, e)
+            if in_flight is None:
+                raise failed from e
+            log.error("%s", failed)
         if prev_handler is not None:
             signal.signal(signal.SIGTERM, prev_handler)
     return last

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -39,7 +40,9 @@ class MetricsWriter:
                     keep.append(line)
             except json.JSONDecodeError:  # a line cut by a kill mid-write
                 continue
-        self.path.write_text("".join(l + "\n" for l in keep))
+        tmp = self.path.with_suffix(".jsonl.tmp")  # a kill during the rewrite must not lose the file
+        tmp.write_text("".join(l + "\n" for l in keep))
+        os.replace(tmp, self.path)
 
     def write(self, step: int, metrics: dict) -> None:
         if not self.enabled:

@@ -1,0 +1,155 @@
+"""Every mistake a user can make with a config, data or a run directory gets one clear
+message, a non-zero exit code, no traceback, and leaves what is already saved untouched.
+
+CASES is the table docs/errors.md documents; a test checks the two agree.
+"""
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from lexi import cli
+
+TINY = ["train", "--config", "configs/standard.py:tiny", "--config.train.progress_bar=false"]
+
+
+@dataclass
+class Case:
+    id: str
+    argv: Callable[[Path, Path], list]  # (tmp dir, trained run) -> lexi arguments
+    message: str  # regex the one-line error must match
+
+
+def _write(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(data, bytes) else path.write_text)(data)
+    return path
+
+
+def _text_files(tmp: Path, files: str, *extra) -> list:
+    return TINY + ["--workdir", str(tmp / "run"), "--config.data.corpus=text_files", f"--config.data.files={files}",
+                   *extra]
+
+
+CASES = [
+    # config
+    Case("config-missing-file", lambda t, r: ["train", "--config", "configs/nope.py", "--workdir", str(t / "run")],
+         r"config file 'configs/nope.py' does not exist"),
+    Case("config-unknown-key", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.train.stepz=5"],
+         r"unknown field 'stepz'"),
+    Case("config-unknown-section", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.trian.steps=5"],
+         r"no config section 'trian'"),
+    Case("config-wrong-type", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.train.steps=many"],
+         r"cannot parse 'many' as a int"),
+    Case("config-negative-steps", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.train.steps=-5"],
+         r"config.train.steps must be positive, got -5"),
+    Case("config-heads-do-not-divide-width",
+         lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.model.num_heads=3", "--config.model.head_dim=0"],
+         r"num_heads \(3\) must divide d_model \(64\)"),
+    Case("config-mesh-vs-devices", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.mesh.shape.data=3"],
+         r"config.mesh.shape .* uses 3 devices, but 1 are available"),
+    Case("resume-different-tokenizer",
+         lambda t, r: TINY + ["--workdir", str(r), "--config.data.tokenizer.kind=byte"],
+         r"holds a checkpoint of a different model; changed: .*tokenizer"),
+    Case("resume-different-model", lambda t, r: TINY + ["--workdir", str(r), "--config.model.d_model=32"],
+         r"holds a checkpoint of a different model; changed: .*d_model"),
+    # data
+    Case("data-missing-file", lambda t, r: _text_files(t, str(t / "absent.txt")),
+         r"config.data.files: .*absent.txt does not exist"),
+    Case("data-glob-matches-nothing", lambda t, r: _text_files(t, str(t / "nothing" / "*.txt")),
+         r"the glob .* matches no files"),
+    Case("data-empty-file", lambda t, r: _text_files(t, str(_write(t / "empty.txt", "")) + "," + str(
+        _write(t / "other.txt", "text " * 100))), r"empty.txt is empty"),
+    Case("data-shorter-than-a-sequence", lambda t, r: _text_files(t, str(_write(t / "short.txt", "In the beginning"))),
+         r"fewer than one sequence"),
+    Case("data-jsonl-without-text-field",
+         lambda t, r: _text_files(t, str(_write(t / "d.jsonl", json.dumps({"body": "words " * 200}) + "\n"))),
+         r"d.jsonl:1: no 'text' field \(found \['body'\]\)"),
+    Case("data-jsonl-not-json", lambda t, r: _text_files(t, str(_write(t / "bad.jsonl", "{not json}\n"))),
+         r"bad.jsonl:1: not valid JSON"),
+    Case("data-tfds-not-available", lambda t, r: TINY + ["--workdir", str(t / "run"),
+                                                         "--config.data.corpus=tfds:no_such_dataset_xyz",
+                                                         f"--config.data.tfds_data_dir={t / 'tfds'}"],
+         r"TFDS dataset 'no_such_dataset_xyz'"),
+    Case("data-unknown-corpus", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.data.corpus=wiki"],
+         r"config.data.corpus 'wiki' is unknown"),
+    Case("tokenizer-file-is-not-a-tokenizer",
+         lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.data.tokenizer.kind=sentencepiece",
+                              f"--config.data.tokenizer.model_file={_write(t / 'fake.model', 'not a model')}"],
+         r"fake.model is not a SentencePiece model"),
+    # eval and sampling
+    Case("eval-no-checkpoint", lambda t, r: ["eval", "--workdir", str(t)],
+         r"is not a lexi run directory \(no config.json\)"),
+    Case("eval-run-without-checkpoint",
+         lambda t, r: ["eval", "--workdir", str(_write(t / "run" / "config.json", (r / "config.json").read_text()).parent)],
+         r"has no checkpoint yet; train it with `lexi train` first"),
+    Case("eval-empty-text-file", lambda t, r: ["eval", "--workdir", str(r), "--suite", "perplexity",
+                                               "--text-file", str(_write(t / "empty.txt", ""))],
+         r"--text-file .*empty.txt is empty"),
+    Case("eval-missing-text-file", lambda t, r: ["eval", "--workdir", str(r), "--text-file", str(t / "gone.txt")],
+         r"--text-file .*gone.txt does not exist"),
+    Case("eval-unknown-suite", lambda t, r: ["eval", "--workdir", str(r), "--suite", "perplexity,vibes"],
+         r"unknown suite\(s\) \['vibes'\]"),
+    Case("sample-no-checkpoint", lambda t, r: ["sample", "--workdir", str(t / "nowhere"), "--prompt", "x"],
+         r"is not a lexi run directory"),
+    Case("compare-unevaluated-run", lambda t, r: ["compare", str(r), "--out", str(t / "cmp")],
+         r"has no eval/results.json; run `lexi eval"),
+]
+
+
+def _tree_digest(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, cache_dir):
+    """A 4-step tiny run with a checkpoint: the thing mistakes must not damage."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert cli.main(TINY + ["--workdir", str(run), "--config.train.steps=4", "--config.train.checkpoint_every=4"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_one_clear_message(case, tmp_path, trained_run, capsys, cache_dir):
+    argv = case.argv(tmp_path, trained_run)
+    before = _tree_digest(trained_run)
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [l for l in err.splitlines() if l.startswith("lexi: error: ")]
+    assert len(lines) == 1 and re.search(case.message, lines[0]), err
+    assert "Traceback" not in err
+    assert _tree_digest(trained_run) == before, "a mistake changed the saved run"
+
+
+def test_invalid_utf8_is_replaced_and_counted(tmp_path, capsys, cache_dir):
+    lines = [json.dumps({"text": f"Verse {i}: and God saw the light, that it was good. " * 4}).encode()
+             for i in range(60)]
+    lines[3] = lines[3].replace(b"light", b"li\xffght\xc3", 1)  # two invalid UTF-8 sequences in one line
+    f = _write(tmp_path / "bad.jsonl", b"\n".join(lines) + b"\n")
+    with pytest.warns(UserWarning, match=r"bad.jsonl: replaced 2 invalid UTF-8 sequence"):
+        rc = cli.main(_text_files(tmp_path, str(f), "--config.train.steps=2", "--config.data.seq_len=64",
+                                  "--config.data.val_fraction=0.2"))
+    assert rc == 0, capsys.readouterr().err
+
+
+def test_every_case_is_in_the_docs_table():
+    doc = (Path(__file__).parent.parent / "docs" / "errors.md").read_text()
+    missing = [c.id for c in CASES if f"`{c.id}`" not in doc]
+    assert not missing, f"docs/errors.md lacks {missing}"
+
+
+def test_real_process_exit_code_and_debug_traceback(tmp_path):
+    cmd = [sys.executable, "-m", "lexi.cli", *TINY, "--workdir", str(tmp_path / "run"), "--config.train.steps=-1"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.strip() == "lexi: error: config.train.steps must be positive, got -1"
+    p = subprocess.run([sys.executable, "-m", "lexi.cli", "--debug", *cmd[3:]], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0 and "Traceback" in p.stderr and "UserError" in p.stderr
