@@ -28,15 +28,15 @@ def _sample(logits_BxV: Array, rng: Array, temperature: float, top_k: int) -> Ar
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_new", "temperature", "top_k"))
-def generate(model: LanguageModel, params: Any, prompt_BxP: Array, ctx: Any, rng: Array, *,
+def generate(model: LanguageModel, variables: Any, prompt_BxP: Array, ctx: Any, rng: Array, *,
              max_new: int, temperature: float = 0.0, top_k: int = 0) -> Array:
     """Continue each prompt by `max_new` tokens; returns int32[B, max_new].
 
-    All prompts of a batch have the same length P (no padding). temperature 0 is greedy.
+    `variables`: `model_variables(params, constants)`. All prompts of a batch have the same
+    length P (no padding). temperature 0 is greedy.
     """
     b, p = prompt_BxP.shape
     cache_len = p + max_new
-    variables = {"params": params}
 
     def run(cache, tokens_BxL, start):
         positions = start + jnp.broadcast_to(jnp.arange(tokens_BxL.shape[1], dtype=jnp.int32), tokens_BxL.shape)

@@ -12,6 +12,7 @@ import ml_collections
 import numpy as np
 
 from lexi.errors import UserError
+from lexi.model.lm import model_variables
 from lexi.train.checkpoint import Checkpointer
 from lexi.train.setup_run import Run, build_run
 
@@ -21,6 +22,12 @@ class Loaded:
     run: Run
     params: Any
     step: int
+    constants: Any = dataclasses.field(default_factory=dict)
+
+    @property
+    def variables(self) -> dict:
+        """What `model.apply` (and lexi.eval, lexi.generate) take."""
+        return model_variables(self.params, self.constants)
 
     @property
     def model(self):
@@ -47,7 +54,7 @@ def load_for_inference(workdir: Path) -> Loaded:
         raise UserError(f"{workdir} has no checkpoint yet; train it with `lexi train` first")
     state, _ = ckpt.restore(step, run.abstract_state)
     ckpt.close()
-    return Loaded(run=run, params=state.params, step=step)
+    return Loaded(run=run, params=state.params, step=step, constants=state.constants)
 
 
 def sample_text(loaded: Loaded, prompt: str, *, max_new: int, temperature: float, top_k: int, seed: int,
@@ -59,6 +66,6 @@ def sample_text(loaded: Loaded, prompt: str, *, max_new: int, temperature: float
     prompt_BxP = jnp.asarray(np.tile(np.asarray(ids, np.int32), (num_samples, 1)))
     rng = jax.random.key(seed)
     ctx = loaded.model.embedding.context(jax.random.fold_in(rng, 1), jnp.int32(0), jnp.arange(num_samples))
-    out = generate(loaded.model, loaded.params, prompt_BxP, ctx, jax.random.fold_in(rng, 2),
+    out = generate(loaded.model, loaded.variables, prompt_BxP, ctx, jax.random.fold_in(rng, 2),
                    max_new=max_new, temperature=temperature, top_k=top_k)
     return [tok.decode([int(i) for i in row]) for row in np.asarray(out)]

@@ -21,7 +21,7 @@ from harness import synthetic_batch  # noqa: E402
 def losses(kind: str, mesh_shape: dict, steps: int = 3, grad_accum: int = 1) -> list[float]:
     c = base_config()
     c.model.update(num_layers=2, d_model=32, num_heads=4, head_dim=8, mlp_dim=64)
-    c.embedding = {"kind": kind}
+    c.embedding = {"kind": kind} if kind != "frozen" else {"kind": "frozen", "source": "binary", "code_bits": 16}
     c.data.seq_len = 16
     c.train.update(batch_size=8, steps=10, warmup_steps=2, lr=1e-2, grad_accum=grad_accum)
     c.mesh.shape = mesh_shape
@@ -37,6 +37,11 @@ def losses(kind: str, mesh_shape: dict, steps: int = 3, grad_accum: int = 1) -> 
         state, m = train_step(state, batch, rng)
         out.append(float(m["loss"]))
     leaf = jax.tree_util.tree_leaves(state.params)[0]
+    if kind == "frozen":  # the frozen table is laid out by the same rules and never changes
+        table = state.constants["embedding"]["table"]
+        assert table.sharding.spec == run.state_shardings.constants["embedding"]["table"].spec
+        before = jax.device_get(init_state(run, seed=0).constants["embedding"]["table"])
+        np.testing.assert_array_equal(jax.device_get(table), before)
     return out + [float(np.asarray(jax.device_get(leaf)).sum())]
 
 

@@ -81,3 +81,29 @@ def test_alphabet_detection():
     assert letters and ids.tolist() == [ord(c) for c in "abcdefghijklmnopqrstuvwxyz"]
     ids, letters = decipher.alphabet_for(tokenizers.load("byte"))
     assert letters and len(ids) == 26
+
+
+def test_multiple_choice_by_log_likelihood_end_to_end(tmp_path, cache_dir):
+    """A tiny model trained on "...?\nAnswer: yes" lines prefers " yes" to " zebra"; the suite
+    writes accuracy, per-byte accuracy and chance; bad files are clear errors."""
+    from lexi.eval import mc
+
+    lines = [json.dumps({"text": f"Is thing {i} here?\nAnswer: yes\n" * 3}) for i in range(200)]
+    (tmp_path / "qa.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = tiny(steps=150, lr=1e-2)
+    cfg.data.update(corpus="text_files", files=str(tmp_path / "qa.jsonl"), val_fraction=0.1)
+    train(cfg, tmp_path / "run")
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "Is thing 7 here?", "choices": ["zebra", "yes"], "answer": 1},
+        {"question": "Is thing 9 here?", "choices": ["yes", "zebra", "qqq"], "answer": "A"},
+    ]) + "\n")
+    res = run_suite(tmp_path / "run", ["mc"], mc_file=qfile)
+    assert res["mc"]["accuracy"] == 1.0 and res["mc"]["accuracy_per_byte"] == 1.0
+    assert res["mc"]["num_questions"] == 2 and math.isclose(res["mc"]["chance"], (1 / 2 + 1 / 3) / 2)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "choices": ["a", "b"], "answer": 7}\n')
+    with pytest.raises(UserError, match=r"bad.jsonl:1: answer 7 is not a choice index or letter"):
+        mc.load_questions(bad)
+    with pytest.raises(UserError, match="needs --mc-file"):
+        run_suite(tmp_path / "run", ["mc"])

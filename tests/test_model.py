@@ -101,7 +101,7 @@ def test_kv_cached_generation_matches_full_forward(kind, position):
     params, x, ctx = init(model)
     params = nn.meta.unbox(params)
     prompt = x[:, :5]
-    out = generate(model, params, prompt, ctx, jax.random.key(0), max_new=6)
+    out = generate(model, {"params": params}, prompt, ctx, jax.random.key(0), max_new=6)
     assert out.shape == (2, 6)
     seq = prompt
     for i in range(6):  # greedy decoding without a cache, one full forward per token
@@ -117,7 +117,7 @@ def test_sampling_respects_top_k():
     params = nn.meta.unbox(params)
     prompt = x[:, :3]
     logits = model.apply({"params": params}, prompt, ctx, method=LanguageModel.logits)[:, -1]
-    firsts = {int(generate(model, params, prompt, ctx, jax.random.key(s), max_new=1, temperature=5.0,
+    firsts = {int(generate(model, {"params": params}, prompt, ctx, jax.random.key(s), max_new=1, temperature=5.0,
                            top_k=2)[0, 0]) for s in range(20)}
     allowed = set(np.asarray(jax.lax.top_k(logits[0], 2)[1]).tolist())
     assert firsts <= allowed and len(firsts) == 2  # hot temperature: both survivors get drawn

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from lexi.embeddings.base import Embedding
+from lexi.embeddings.frozen import FrozenEmbedding
 from lexi.embeddings.lexinvariant import LexinvariantEmbedding
 from lexi.embeddings.regularized import RegularizedEmbedding
 from lexi.embeddings.trainable import TrainableEmbedding
@@ -39,6 +40,7 @@ def _simple(cls):
 register("trainable", _simple(TrainableEmbedding))
 register("lexinvariant", _simple(LexinvariantEmbedding))
 register("regularized", _simple(RegularizedEmbedding))
+register("frozen", _simple(FrozenEmbedding))
 
 
 def build(emb_cfg: dict, vocab_size: int, d_model: int, special_ids: tuple = ()) -> Embedding:

@@ -6,6 +6,8 @@ subclass in this package:
 
   trainable.py     learned table, tied or untied readout (standard LM)
   lexinvariant.py  fresh Gaussian matrix per sequence, tied readout
+  regularized.py   learned table, tokens permuted per sequence at a rate p
+  frozen.py        fixed glyph or binary-code table ("constants"), trainable readout
 
 Anything an embedding needs besides its parameters arrives in `ctx`, an arbitrary pytree
 built per batch by `context(...)` (random seeds for lexinvariant, predicted tables for a
@@ -38,6 +40,12 @@ class Embedding(nn.Module):
         """log p(target) per position, [B, L]. Families override this with a chunked path."""
         logits = self.logits(h_BxLxD, ctx)
         return jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), targets_BxL[..., None], axis=-1)[..., 0]
+
+    def host_constants(self, tokenizer, cache_dir) -> dict:
+        """Frozen arrays (numpy, on the host) for this module's "constants" collection, e.g. a
+        glyph table rendered from the tokenizer's strings; {} for families without any.
+        Must be deterministic: every process builds its own copy."""
+        return {}
 
     def context(self, key: Array, step: Array, rows_B: Array, train: bool = True) -> Any:
         """Per-batch context from the run key, the step and each sequence's global row index.

@@ -64,7 +64,7 @@ def _sample_windows(tokens: np.ndarray, seq_len: int, n: int, rng: np.random.Gen
     return np.stack([np.asarray(tokens[s:s + seq_len]) for s in starts]).astype(np.int32)
 
 
-def train_probe(model, params, tokenizer, train_tokens, seq_len: int, *, steps: int, batch_size: int = 16,
+def train_probe(model, variables, tokenizer, train_tokens, seq_len: int, *, steps: int, batch_size: int = 16,
                 lr: float = 1e-3, seed: int = 0, log=None):
     alphabet, letter_mode = alphabet_for(tokenizer)
     d = model.backbone.d_model
@@ -92,7 +92,7 @@ def train_probe(model, params, tokenizer, train_tokens, seq_len: int, *, steps: 
         perms = np.stack([random_cipher(rng, tokenizer, alphabet, letter_mode) for _ in range(batch_size)])
         cipher_in = np.take_along_axis(perms, plain, axis=1)
         ctx = scoring.eval_context(model, seed + 1 + i, np.arange(batch_size))
-        feats = jax.lax.stop_gradient(scoring.hidden_states(model, params, cipher_in, ctx))
+        feats = jax.lax.stop_gradient(scoring.hidden_states(model, variables, cipher_in, ctx))
         pparams, opt, loss = step(pparams, opt, feats, jnp.asarray(plain))
         losses.append(float(loss)) if (i % 50 == 0 or i == steps - 1) else None
         if log and i % 200 == 0:
@@ -100,7 +100,7 @@ def train_probe(model, params, tokenizer, train_tokens, seq_len: int, *, steps: 
     return probe, pparams, losses
 
 
-def evaluate(model, params, tokenizer, train_tokens, windows: dict, *, probe_steps: int = 1000,
+def evaluate(model, variables, tokenizer, train_tokens, windows: dict, *, probe_steps: int = 1000,
              window: int = 100, stride: int = 25, seed: int = 0, batch_size: int = 16, log=None) -> dict:
     alphabet, letter_mode = alphabet_for(tokenizer)
     rng = np.random.default_rng(seed + 12345)
@@ -108,8 +108,8 @@ def evaluate(model, params, tokenizer, train_tokens, windows: dict, *, probe_ste
     perms = np.stack([random_cipher(rng, tokenizer, alphabet, letter_mode) for _ in range(n)])
     ciphered = _encipher(windows, perms)
     mask = windows["loss_mask"]
-    plain_nll = scoring.token_nll(model, params, windows, seed=seed, batch_size=batch_size)
-    cipher_nll = scoring.token_nll(model, params, ciphered, seed=seed, batch_size=batch_size)
+    plain_nll = scoring.token_nll(model, variables, windows, seed=seed, batch_size=batch_size)
+    cipher_nll = scoring.token_nll(model, variables, ciphered, seed=seed, batch_size=batch_size)
     result = {
         "plain_loss": float((plain_nll * mask).sum() / mask.sum()),
         "cipher_loss": float((cipher_nll * mask).sum() / mask.sum()),
@@ -117,13 +117,13 @@ def evaluate(model, params, tokenizer, train_tokens, windows: dict, *, probe_ste
     }
     result["cipher_plain_ratio"] = result["cipher_loss"] / result["plain_loss"]
 
-    probe, pparams, probe_losses = train_probe(model, params, tokenizer, train_tokens, seq_len,
+    probe, pparams, probe_losses = train_probe(model, variables, tokenizer, train_tokens, seq_len,
                                                steps=probe_steps, batch_size=batch_size, seed=seed, log=log)
     preds = []
     for lo in range(0, n, batch_size):
         rows = np.arange(lo, min(lo + batch_size, n))
         ctx = scoring.eval_context(model, seed, rows)
-        feats = scoring.hidden_states(model, params, ciphered["inputs"][rows], ctx)
+        feats = scoring.hidden_states(model, variables, ciphered["inputs"][rows], ctx)
         preds.append(np.asarray(jnp.argmax(probe.apply(pparams, feats), axis=-1)))
     pred = np.concatenate(preds)
     truths = [ciph.cipher_to_plain(p, alphabet) for p in perms]
@@ -145,7 +145,7 @@ def evaluate(model, params, tokenizer, train_tokens, windows: dict, *, probe_ste
     preds = []
     for lo in range(0, n, batch_size):
         rows = np.arange(lo, min(lo + batch_size, n))
-        feats = scoring.hidden_states(model, params, shared_in[rows], scoring.eval_context(model, seed, rows))
+        feats = scoring.hidden_states(model, variables, shared_in[rows], scoring.eval_context(model, seed, rows))
         preds.append(np.asarray(jnp.argmax(probe.apply(pparams, feats), axis=-1)))
     full = ciph.vote_full_key(shared_in, np.concatenate(preds), ciph.cipher_to_plain(shared, alphabet), alphabet,
                               window)

@@ -23,9 +23,9 @@ def target_bytes(tokenizer, targets_NxL: np.ndarray, mask_NxL: np.ndarray) -> in
     return total
 
 
-def evaluate(model, params, tokenizer, windows: dict, *, seed: int = 0, smooth: int = 100,
+def evaluate(model, variables, tokenizer, windows: dict, *, seed: int = 0, smooth: int = 100,
              batch_size: int = 16) -> dict:
-    nll = scoring.token_nll(model, params, windows, seed=seed, batch_size=batch_size)
+    nll = scoring.token_nll(model, variables, windows, seed=seed, batch_size=batch_size)
     mask = windows["loss_mask"].astype(np.float64)
     per_pos = (nll * mask).sum(0) / np.maximum(mask.sum(0), 1)
     total_nats = float((nll * mask).sum())

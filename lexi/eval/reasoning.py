@@ -12,7 +12,7 @@ DEFAULT_TASKS = ("lookup", "permutation")
 SAMPLERS = ("uniform", "frequency")
 
 
-def _run_examples(model, params, tokenizer, examples, seed: int, batch_size: int) -> list[list[int]]:
+def _run_examples(model, variables, tokenizer, examples, seed: int, batch_size: int) -> list[list[int]]:
     import jax
     import jax.numpy as jnp
 
@@ -25,13 +25,13 @@ def _run_examples(model, params, tokenizer, examples, seed: int, batch_size: int
             rows = idx[lo:lo + batch_size]
             prompt = np.asarray([[tokenizer.bos_id] + list(examples[i].prompt_ids) for i in rows], np.int32)
             ctx = scoring.eval_context(model, seed, np.asarray(rows))
-            out = generate(model, params, jnp.asarray(prompt), ctx, jax.random.key(seed), max_new=alen)
+            out = generate(model, variables, jnp.asarray(prompt), ctx, jax.random.key(seed), max_new=alen)
             for i, row in zip(rows, np.asarray(out)):
                 outputs[i] = row.tolist()
     return outputs
 
 
-def evaluate(model, params, tokenizer, train_tokens, *, examples: int = 1000, seed: int = 0,
+def evaluate(model, variables, tokenizer, train_tokens, *, examples: int = 1000, seed: int = 0,
              task_names=DEFAULT_TASKS, batch_size: int = 100, task_params: dict | None = None) -> dict:
     counts = np.bincount(np.asarray(train_tokens[: 5_000_000]), minlength=tokenizer.vocab_size)
     result: dict = {}
@@ -41,7 +41,7 @@ def evaluate(model, params, tokenizer, train_tokens, *, examples: int = 1000, se
             exs = tasks.make_examples(name, examples, seed, tokenizer, sampler=sampler,
                                       counts=counts if sampler == "frequency" else None,
                                       **(task_params or {}).get(name, {}))
-            gen = _run_examples(model, params, tokenizer, exs, seed, batch_size)
+            gen = _run_examples(model, variables, tokenizer, exs, seed, batch_size)
             result[name][sampler] = tasks.score_exact_match(gen, exs)
     result["examples"] = int(examples)
     return result

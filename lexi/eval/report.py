@@ -82,6 +82,11 @@ def summary_rows(res: dict) -> dict[str, float]:
             for sampler in ("uniform", "frequency"):
                 if task in r:
                     row[f"{task} ({sampler})"] = r[task][sampler]
+    m = res.get("mc")
+    if m:
+        row["multiple choice, log-likelihood"] = m["accuracy"]
+        row["multiple choice, per byte"] = m["accuracy_per_byte"]
+        row["multiple choice, chance"] = m["chance"]
     return row
 
 

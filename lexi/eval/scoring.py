@@ -1,6 +1,7 @@
 """Jitted per-token scoring shared by the evaluation suite: NLL per position and final-layer
 activations, for any embedding family (each sequence gets its evaluation context from its
-row index, so a score is reproducible for a given seed)."""
+row index, so a score is reproducible for a given seed). `variables` is what
+`LanguageModel.apply` takes: `lexi.model.lm.model_variables(params, constants)`."""
 from __future__ import annotations
 
 import functools
@@ -19,27 +20,33 @@ def eval_context(model: LanguageModel, seed: int, rows: np.ndarray):
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _token_nll(model, params, batch, ctx):
-    logp = model.apply({"params": params}, batch["inputs"], batch["targets"], ctx, batch.get("segment_ids"),
+def _token_nll(model, variables, batch, ctx):
+    logp = model.apply(variables, batch["inputs"], batch["targets"], ctx, batch.get("segment_ids"),
                        batch.get("positions"))
     return -logp
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _hidden(model, params, inputs, ctx):
-    return model.apply({"params": params}, inputs, ctx, method=LanguageModel.hidden_states)
+def _hidden(model, variables, inputs, ctx):
+    return model.apply(variables, inputs, ctx, method=LanguageModel.hidden_states)
 
 
-def token_nll(model, params, windows: dict, *, seed: int = 0, batch_size: int = 16) -> np.ndarray:
-    """NLL (nats) of every target, float32[N, L]; windows: dict of [N, L] arrays."""
+def token_nll(model, variables, windows: dict, *, seed: int = 0, batch_size: int = 16,
+              rows: np.ndarray | None = None) -> np.ndarray:
+    """NLL (nats) of every target, float32[N, L]; windows: dict of [N, L] arrays.
+
+    `rows[i]` is the row index window i draws its evaluation context with (default i);
+    windows that share a row see the same random embeddings (e.g. the choices of one
+    multiple-choice question)."""
     n = len(windows["inputs"])
+    rows = np.arange(n) if rows is None else np.asarray(rows)
     out = []
     for lo in range(0, n, batch_size):
         batch = {k: jnp.asarray(v[lo:lo + batch_size]) for k, v in windows.items() if k != "loss_mask"}
-        ctx = eval_context(model, seed, np.arange(lo, lo + len(batch["inputs"])))
-        out.append(np.asarray(_token_nll(model, params, batch, ctx)))
+        ctx = eval_context(model, seed, rows[lo:lo + len(batch["inputs"])])
+        out.append(np.asarray(_token_nll(model, variables, batch, ctx)))
     return np.concatenate(out, axis=0)
 
 
-def hidden_states(model, params, inputs_NxL: np.ndarray, ctx) -> jax.Array:
-    return _hidden(model, params, jnp.asarray(inputs_NxL), ctx)
+def hidden_states(model, variables, inputs_NxL: np.ndarray, ctx) -> jax.Array:
+    return _hidden(model, variables, jnp.asarray(inputs_NxL), ctx)

@@ -13,7 +13,8 @@ from lexi.errors import UserError
 from lexi.eval import report
 
 log = logging.getLogger("lexi")
-SUITES = ("perplexity", "cipher", "reasoning")
+SUITES = ("perplexity", "cipher", "reasoning", "mc")
+DEFAULT_SUITES = ("perplexity", "cipher", "reasoning")  # "mc" needs a questions file
 
 
 def _text_file_tokens(path: Path, tokenizer) -> np.ndarray:
@@ -25,20 +26,23 @@ def _text_file_tokens(path: Path, tokenizer) -> np.ndarray:
     return np.asarray([tokenizer.bos_id] + tokenizer.encode(text), np.int32)
 
 
-def run_suite(workdir: Path, suites: Sequence[str] = SUITES, *, text_file: Optional[Path] = None,
+def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_file: Optional[Path] = None,
               examples: int = 1000, seed: int = 0, num_sequences: int = 100, probe_steps: int = 1000,
-              out_dir: Optional[Path] = None) -> dict:
+              out_dir: Optional[Path] = None, mc_file: Optional[Path] = None) -> dict:
     from lexi.data.corpora import get_corpus
     from lexi.data.pipeline import build_token_stream, eval_windows
-    from lexi.eval import decipher, perplexity, reasoning
+    from lexi.eval import decipher, mc, perplexity, reasoning
     from lexi.inference import load_for_inference
     from lexi.train.setup_run import cache_dir
 
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         raise UserError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
+    if "mc" in suites and not mc_file:
+        raise UserError("the mc suite needs --mc-file questions.jsonl")
+    questions = mc.load_questions(Path(mc_file)) if "mc" in suites else None
     loaded = load_for_inference(Path(workdir))
-    cfg, tok, model, params = loaded.run.cfg, loaded.tokenizer, loaded.model, loaded.params
+    cfg, tok, model, variables = loaded.run.cfg, loaded.tokenizer, loaded.model, loaded.variables
     seq_len = cfg.data.seq_len
     corpus = get_corpus(cfg.data)
     train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg))
@@ -56,12 +60,15 @@ def run_suite(workdir: Path, suites: Sequence[str] = SUITES, *, text_file: Optio
         t0 = time.perf_counter()
         log.info("eval: %s", name)
         if name == "perplexity":
-            results[name] = perplexity.evaluate(model, params, tok, windows, seed=seed)
+            results[name] = perplexity.evaluate(model, variables, tok, windows, seed=seed)
         elif name == "cipher":
-            results[name] = decipher.evaluate(model, params, tok, train_tokens, windows, probe_steps=probe_steps,
+            results[name] = decipher.evaluate(model, variables, tok, train_tokens, windows, probe_steps=probe_steps,
                                               seed=seed, log=log.info)
         elif name == "reasoning":
-            results[name] = reasoning.evaluate(model, params, tok, train_tokens, examples=examples, seed=seed)
+            results[name] = reasoning.evaluate(model, variables, tok, train_tokens, examples=examples, seed=seed)
+        elif name == "mc":
+            results[name] = mc.evaluate(model, variables, tok, questions, seq_len=seq_len, seed=seed)
+            results[name]["file"] = str(mc_file)
         timings[name] = time.perf_counter() - t0
     results["seconds"] = timings
     out = Path(out_dir) if out_dir else Path(workdir) / "eval"

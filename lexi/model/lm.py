@@ -13,6 +13,13 @@ from lexi.model.transformer import Backbone
 Array = jax.Array
 
 
+def model_variables(params: Any, constants: Any = None) -> dict:
+    """What `LanguageModel.apply` takes: the trained parameters and, for embeddings with a
+    frozen table (glyphs, binary codes), the "constants" collection, which is never
+    differentiated, never optimised and never changes."""
+    return {"params": params, "constants": constants} if constants else {"params": params}
+
+
 class LanguageModel(nn.Module):
     backbone: BackboneConfig
     embedding: Embedding

@@ -10,6 +10,7 @@ warning, and the newest readable one is used instead.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -39,13 +40,13 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, meta: dict, force: bool = True) -> None:
         self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+            state=ocp.args.StandardSave(_fields(state)), meta=ocp.args.JsonSave(meta)), force=force)
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """`abstract_state`: ShapeDtypeStructs with shardings, so arrays land where they belong."""
         out = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        return out["state"], dict(out["meta"])
+            state=ocp.args.StandardRestore(_fields(abstract_state)), meta=ocp.args.JsonRestore()))
+        return type(abstract_state)(**out["state"]), dict(out["meta"])
 
     def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict, int]]:
         """(state, meta, step) of the newest checkpoint that reads back, or None if there is none.
@@ -99,6 +100,13 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _fields(state: Any) -> dict:
+    """A state dataclass as the dict that is written, leaving out empty fields (a family
+    without frozen constants writes exactly what it wrote before they existed)."""
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+            if not (isinstance(getattr(state, f.name), dict) and not getattr(state, f.name))}
 
 
 def _first_line(e: Exception, limit: int = 200) -> str:

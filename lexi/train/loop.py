@@ -26,6 +26,7 @@ from lexi import sharding
 from lexi.errors import UserError
 from lexi.train import flops as flops_lib
 from lexi.train import peak as peak_lib
+from lexi.model.lm import model_variables
 from lexi.train.checkpoint import Checkpointer, state_bytes
 from lexi.train.metrics_log import MetricsWriter
 from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, compile_steps, init_state
@@ -145,10 +146,10 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     rng = jax.random.key(cfg.seed)
     val = _val_batches(cfg, run, val_tokens)
 
-    def evaluate(params) -> float:
+    def evaluate(variables) -> float:
         nll, count = 0.0, 0.0
         for i, vb in enumerate(val):
-            out = eval_step(params, sharding.global_batch(vb, run.mesh), rng, jnp.int32(i * t.batch_size))
+            out = eval_step(variables, sharding.global_batch(vb, run.mesh), rng, jnp.int32(i * t.batch_size))
             nll, count = nll + float(out["nll"]), count + float(out["count"])
         return nll / max(count, 1.0)
 
@@ -223,12 +224,12 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
                             "mfu": rate * flops_tok / peak if peak else 0.0,
                             "skipped_steps": skipped}
                     if is_eval:
-                        last["val_loss"] = evaluate(state.params)
+                        last["val_loss"] = evaluate(model_variables(state.params, state.constants))
                     writer.write(done, last)
                     _update_progress(pbar, done, last)
                     t_interval, steps_interval = time.perf_counter(), 0
             elif is_eval:
-                writer.write(done, {"val_loss": evaluate(state.params)})
+                writer.write(done, {"val_loss": evaluate(model_variables(state.params, state.constants))})
             if is_ckpt:
                 save(done)
             if stop_signal:

@@ -20,7 +20,7 @@ import optax
 from lexi import sharding
 from lexi.errors import UserError
 from lexi.model import build_model
-from lexi.model.lm import LanguageModel
+from lexi.model.lm import LanguageModel, model_variables
 from lexi.train import optimizer as opt_lib
 from lexi.train.checkpoint import abstract_with_shardings
 from lexi.train.state import TrainState
@@ -91,14 +91,18 @@ def assemble(cfg, vocab_size: int, special_ids: tuple = (), mesh=None) -> Run:
     model = build_model(cfg, vocab_size, tuple(special_ids))
     tx = opt_lib.make_optimizer(cfg.train)
     schedule = opt_lib.make_schedule(cfg.train)
-    boxed = jax.eval_shape(lambda k: init_params(model, k, cfg), jax.random.key(0))
+    boxed_vars = jax.eval_shape(lambda k: init_variables(model, k, cfg), jax.random.key(0))
+    boxed, boxed_const = boxed_vars["params"], boxed_vars.get("constants", {})
     param_sh = sharding.tree_shardings(boxed, mesh, rules)
-    params_abs = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nn.meta.unbox(boxed))
+    const_sh = sharding.tree_shardings(boxed_const, mesh, rules)
+    shape_of = lambda tree: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nn.meta.unbox(tree))
+    params_abs = shape_of(boxed)
     opt_abs = jax.eval_shape(tx.init, params_abs)
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
                                    transform_non_params=lambda _: sharding.replicated(mesh))
-    state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh)
-    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs)
+    state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh, constants=const_sh)
+    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs,
+                          constants=shape_of(boxed_const))
     return Run(cfg, mesh, model, tx, schedule, state_sh, abstract_with_shardings(abstract, state_sh))
 
 
@@ -117,7 +121,8 @@ def compile_steps(run: Run):
     batch_sh, repl = sharding.batch_sharding(run.mesh), sharding.replicated(run.mesh)
     train_step = jax.jit(fns.train_step, in_shardings=(run.state_shardings, batch_sh, repl),
                          out_shardings=(run.state_shardings, repl), donate_argnums=(0,))
-    eval_step = jax.jit(fns.eval_step, in_shardings=(run.state_shardings.params, batch_sh, repl, repl),
+    var_sh = model_variables(run.state_shardings.params, run.state_shardings.constants)
+    eval_step = jax.jit(fns.eval_step, in_shardings=(var_sh, batch_sh, repl, repl),
                         out_shardings=repl)
 
     def traced(fn):  # activation sharding hints resolve against this run's mesh and rules
@@ -135,11 +140,28 @@ def dummy_batch(cfg, b: int = 1) -> dict:
     return {"inputs": z, "targets": z, "segment_ids": z + 1, "positions": z, "loss_mask": z.astype(jnp.float32)}
 
 
-def init_params(model: LanguageModel, key, cfg):
-    """Boxed (logically annotated) parameters."""
+def init_variables(model: LanguageModel, key, cfg) -> dict:
+    """Boxed (logically annotated) variables: "params", and "constants" for frozen tables
+    (placeholders here: their values come from `make_constants`)."""
     d = dummy_batch(cfg)
     ctx = model.embedding.context(jax.random.key(0), jnp.int32(0), jnp.arange(1))  # train-time ctx: every parameter used
-    return model.init(key, d["inputs"], d["targets"], ctx, d["segment_ids"], d["positions"])["params"]
+    return dict(model.init(key, d["inputs"], d["targets"], ctx, d["segment_ids"], d["positions"]))
+
+
+def init_params(model: LanguageModel, key, cfg):
+    """Boxed (logically annotated) parameters."""
+    return init_variables(model, key, cfg)["params"]
+
+
+def make_constants(run: Run) -> Any:
+    """The frozen arrays of the embedding, built on the host (deterministically, so every
+    process builds the same) and laid out with the run's shardings."""
+    host = run.model.embedding.host_constants(run.tokenizer, cache_dir(run.cfg))
+    if not host:
+        return {}
+    tree = {"embedding": host}
+    return jax.tree_util.tree_map(
+        lambda a, s: jax.make_array_from_callback(a.shape, s, lambda idx: a[idx]), tree, run.state_shardings.constants)
 
 
 def init_state(run: Run, seed: int) -> TrainState:
@@ -149,4 +171,6 @@ def init_state(run: Run, seed: int) -> TrainState:
         params = nn.meta.unbox(init_params(model, key, cfg))
         return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params))
 
-    return jax.jit(make, out_shardings=run.state_shardings)(jax.random.key(seed))
+    sh = run.state_shardings.replace(constants={})
+    state = jax.jit(make, out_shardings=sh)(jax.random.key(seed))
+    return state.replace(constants=make_constants(run))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lexi.model.lm import LanguageModel
+from lexi.model.lm import LanguageModel, model_variables
 from lexi.train.state import TrainState
 
 Array = jax.Array
@@ -30,10 +30,11 @@ class StepFns:
     eval_step: Callable[[Any, Batch, Array, Array], dict]
 
 
-def sequence_nll(model: LanguageModel, params, batch: Batch, ctx, *, dropout_rng=None) -> tuple[Array, Array]:
-    """Summed negative log-likelihood over unmasked targets, and their count."""
+def sequence_nll(model: LanguageModel, variables, batch: Batch, ctx, *, dropout_rng=None) -> tuple[Array, Array]:
+    """Summed negative log-likelihood over unmasked targets, and their count.
+    `variables`: `model_variables(params, constants)`."""
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-    logp = model.apply({"params": params}, batch["inputs"], batch["targets"], ctx, batch["segment_ids"],
+    logp = model.apply(variables, batch["inputs"], batch["targets"], ctx, batch["segment_ids"],
                        batch["positions"], deterministic=dropout_rng is None, rngs=rngs)
     mask = batch["loss_mask"]
     return -jnp.sum(logp * mask), jnp.sum(mask)
@@ -43,14 +44,14 @@ def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_a
                use_dropout: bool = False, schedule: Callable | None = None) -> StepFns:
     context = model.embedding.context
 
-    def loss_and_grads(params, micro: Batch, rng: Array, step: Array, row_offset: Array):
+    def loss_and_grads(params, constants, micro: Batch, rng: Array, step: Array, row_offset: Array):
         b = micro["inputs"].shape[0]
         ctx = context(jax.random.fold_in(rng, EMBED_STREAM), step, row_offset + jnp.arange(b))
         drop = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(rng, DROPOUT_STREAM), step), row_offset) \
             if use_dropout else None
 
         def f(p):
-            nll, count = sequence_nll(model, p, micro, ctx, dropout_rng=drop)
+            nll, count = sequence_nll(model, model_variables(p, constants), micro, ctx, dropout_rng=drop)
             return nll, count
 
         (nll, count), grads = jax.value_and_grad(f, has_aux=True)(params)
@@ -60,7 +61,7 @@ def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_a
         """One optimizer update on a global batch; with grad_accum > 1 the batch is split into
         micro-batches whose summed gradients equal the full batch's exactly."""
         if grad_accum == 1:
-            nll, count, grads = loss_and_grads(state.params, batch, rng, state.step, jnp.int32(0))
+            nll, count, grads = loss_and_grads(state.params, state.constants, batch, rng, state.step, jnp.int32(0))
         else:
             micro = jax.tree_util.tree_map(
                 lambda x: x.reshape((grad_accum, x.shape[0] // grad_accum) + x.shape[1:]), batch)
@@ -68,7 +69,7 @@ def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_a
 
             def body(carry, xs):
                 i, mbatch = xs
-                nll, count, grads = loss_and_grads(state.params, mbatch, rng, state.step, i * mb)
+                nll, count, grads = loss_and_grads(state.params, state.constants, mbatch, rng, state.step, i * mb)
                 acc = jax.tree_util.tree_map(jnp.add, carry, (nll, count, grads))
                 return acc, None
 
@@ -85,18 +86,18 @@ def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_a
         # or, with train.nonfinite = "skip", counts it and goes on).
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
         new_state = TrainState(step=state.step + 1, params=keep(new_params, state.params),
-                               opt_state=keep(new_opt, state.opt_state))
+                               opt_state=keep(new_opt, state.opt_state), constants=state.constants)
         metrics = {"loss": loss, "grad_norm": grad_norm, "tokens": count, "finite": finite}
         if schedule is not None:
             metrics["lr"] = schedule(state.step)
         return new_state, metrics
 
-    def eval_step(params, batch: Batch, rng: Array, row_offset: Array) -> dict:
+    def eval_step(variables, batch: Batch, rng: Array, row_offset: Array) -> dict:
         """Summed NLL on a validation batch; the draws depend on the batch's rows only, so the
         same validation set is scored identically at every training step."""
         b = batch["inputs"].shape[0]
         ctx = context(jax.random.fold_in(rng, EVAL_STREAM), jnp.int32(0), row_offset + jnp.arange(b), train=False)
-        nll, count = sequence_nll(model, params, batch, ctx)
+        nll, count = sequence_nll(model, variables, batch, ctx)
         return {"nll": nll, "count": count}
 
     return StepFns(train_step=train_step, eval_step=eval_step)

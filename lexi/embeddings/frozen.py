@@ -1,0 +1,106 @@
+"""A frozen input table with a trainable, untied readout (Bochkov 2025, and its controls).
+
+The table is computed once on the host and lives in the "constants" collection (see
+`lexi.train.state`): it is not a parameter, gets no gradient, no optimizer slot and no
+weight decay, is checkpointed with the run and is bit-for-bit the same after training.
+
+Sources (`source`):
+  glyph   each token's rendered Unifont glyphs -> full-rank PCA -> unit rows (lexi.glyph),
+          cell_px 32 (1024 dims) or 64 (4096 dims).
+  binary  random binary ID codes of `code_bits` bits (+-1), distinct for every token, the
+          follow-up papers' control: it tests whether freezing, not the glyph shape, helps.
+
+Width: the table has W columns (cell_px**2 or code_bits). If d_model < W the first d_model
+principal components are kept (glyph rows are PCA-rotated, so this is the best rank-d
+linear summary) and rows renormalised; if d_model > W the columns are repeated (tiled)
+and cut at d_model. Rows are then scaled to RMS 1, the scale of the trainable table's
+N(0, 1) rows, so the backbone sees inputs of the same size whichever family it gets.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lexi.embeddings.trainable import TrainableEmbedding
+from lexi.errors import UserError
+
+Array = jax.Array
+SOURCES = ("glyph", "binary")
+
+
+class FrozenEmbedding(TrainableEmbedding):
+    source: str = "glyph"
+    cell_px: int = 32  # glyph: pixels per character cell (32 -> 1024-dim rows, 64 -> 4096)
+    code_bits: int = 64  # binary: bits per token code (16-1024)
+    code_seed: int = 0  # binary: which random codes
+    tied: bool = False  # the readout is always a separate trainable head
+
+    def setup(self):
+        if self.source not in SOURCES:
+            raise UserError(f"config.embedding.source {self.source!r} is unknown; choose one of {SOURCES}")
+        if self.tied:
+            raise UserError("a frozen embedding cannot tie its readout to the frozen table; set tied=False")
+        shape = (self.vocab_size, self.d_model)
+        zeros = nn.with_logical_partitioning(lambda: jnp.zeros(shape, jnp.float32), ("vocab", "embed"))
+        self.table = self.variable("constants", "table", zeros).value  # real values: host_constants()
+        init = nn.with_logical_partitioning(nn.initializers.normal(1.0), ("vocab", "embed"))
+        self.head = self.param("head", init, shape, jnp.float32)
+
+    def embed(self, tokens_BxL: Array, ctx: Any) -> Array:
+        return jnp.take(jax.lax.stop_gradient(self.table), tokens_BxL, axis=0)
+
+    def host_constants(self, tokenizer, cache_dir) -> dict:
+        if tokenizer is not None and tokenizer.vocab_size != self.vocab_size:
+            raise UserError(f"tokenizer has {tokenizer.vocab_size} ids but the model {self.vocab_size}")
+        if self.source == "glyph":
+            from lexi.glyph import glyph_table
+
+            if tokenizer is None:
+                raise UserError("a glyph table is rendered from the tokenizer's strings: build the run with one")
+
+            raw = glyph_table(tokenizer, cell_px=self.cell_px, cache_dir=cache_dir)
+            return {"table": fit_width(raw, self.d_model, principal=True)}
+        return {"table": fit_width(binary_codes(self.vocab_size, self.code_bits, self.code_seed), self.d_model)}
+
+
+def binary_codes(vocab_size: int, bits: int, seed: int = 0) -> np.ndarray:
+    """[vocab_size, bits] of +-1, every row distinct (duplicates are redrawn)."""
+    if not 1 <= bits <= 4096:
+        raise UserError(f"config.embedding.code_bits must be in [1, 4096], got {bits}")
+    if bits < 63 and 2 ** bits < vocab_size:
+        raise UserError(f"{bits}-bit codes cannot tell {vocab_size} tokens apart; use at least "
+                        f"{math.ceil(math.log2(vocab_size))} bits")
+    rng = np.random.default_rng([seed, bits, vocab_size])
+    if bits < 63:  # sample distinct integers, then spell them in binary
+        ints = rng.choice(2 ** bits, size=vocab_size, replace=False).astype(np.uint64)
+        codes = ((ints[:, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.int8)
+    else:
+        codes = rng.integers(0, 2, size=(vocab_size, bits), dtype=np.int8)
+        while True:
+            _, first = np.unique(codes, axis=0, return_index=True)
+            dup = np.setdiff1d(np.arange(vocab_size), first)
+            if not dup.size:
+                break
+            codes[dup] = rng.integers(0, 2, size=(dup.size, bits), dtype=np.int8)
+    return (2.0 * codes - 1.0).astype(np.float32)
+
+
+def fit_width(table: np.ndarray, d_model: int, principal: bool = False) -> np.ndarray:
+    """[V, W] -> [V, d_model] with rows of RMS 1 (see the module docstring)."""
+    t = np.asarray(table, np.float32)
+    w = t.shape[1]
+    if d_model < w:
+        if principal:  # keep the highest-variance (leading principal) columns, in that order
+            order = np.argsort(-t.var(axis=0), kind="stable")[:d_model]
+            t = t[:, order]
+        else:
+            t = t[:, :d_model]
+    elif d_model > w:
+        t = np.tile(t, (1, -(-d_model // w)))[:, :d_model]
+    norm = np.linalg.norm(t, axis=1, keepdims=True)
+    return (t * (math.sqrt(d_model) / np.maximum(norm, 1e-12))).astype(np.float32)

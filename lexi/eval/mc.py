@@ -1,0 +1,93 @@
+"""Multiple-choice questions scored by log-likelihood (MMLU-style files a user supplies).
+
+Each line of the JSONL file: {"question": str, "choices": [str, ...], "answer": int | "B"}
+(an index, or a letter A, B, C, ...). The prompt is "<question>\\nAnswer:" and each choice
+is scored as the continuation " <choice>": the summed log-probability of its tokens
+(`accuracy`) and the same divided by the choice's UTF-8 bytes (`accuracy_per_byte`, which
+does not favour short answers). Sampling one letter, as some papers do, is noisier and is
+not offered. All choices of a question share one evaluation context, so a lexinvariant
+model sees the same random embeddings for each.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lexi.errors import UserError
+from lexi.eval import scoring
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def load_questions(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--mc-file {path} does not exist")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            q = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+        if not isinstance(q, dict) or not isinstance(q.get("question"), str) or not isinstance(q.get("choices"), list) \
+                or len(q["choices"]) < 2 or not all(isinstance(c, str) for c in q["choices"]):
+            raise UserError(f'{path}:{n}: expected {{"question": str, "choices": [str, str, ...], "answer": ...}}')
+        ans = q.get("answer")
+        if isinstance(ans, str) and len(ans) == 1 and ans.upper() in LETTERS:
+            ans = LETTERS.index(ans.upper())
+        if not isinstance(ans, int) or isinstance(ans, bool) or not 0 <= ans < len(q["choices"]):
+            raise UserError(f"{path}:{n}: answer {q.get('answer')!r} is not a choice index or letter")
+        out.append({"question": q["question"], "choices": q["choices"], "answer": ans})
+    if not out:
+        raise UserError(f"--mc-file {path} holds no questions")
+    return out
+
+
+def _windows(tokenizer, prompt: str, choice: str, seq_len: int):
+    p = [tokenizer.bos_id] + tokenizer.encode(prompt)
+    c = tokenizer.encode(" " + choice)
+    if not c:
+        raise UserError(f"choice {choice!r} encodes to no tokens")
+    seq = (p + c)[-(seq_len + 1):]  # keep the end: the choice and as much question as fits
+    n_choice = min(len(c), len(seq) - 1)
+    return seq, n_choice
+
+
+def evaluate(model, variables, tokenizer, questions: list[dict], *, seq_len: int, seed: int = 0,
+             batch_size: int = 16) -> dict:
+    seqs, n_choice, rows = [], [], []
+    for qi, q in enumerate(questions):
+        for choice in q["choices"]:
+            s, k = _windows(tokenizer, q["question"] + "\nAnswer:", choice, seq_len)
+            seqs.append(s)
+            n_choice.append(k)
+            rows.append(qi)
+    length = max(len(s) for s in seqs) - 1
+    n = len(seqs)
+    inputs = np.full((n, length), tokenizer.pad_id, np.int32)
+    targets = np.full((n, length), tokenizer.pad_id, np.int32)
+    segs = np.zeros((n, length), np.int32)
+    mask = np.zeros((n, length), np.float32)
+    for i, (s, k) in enumerate(zip(seqs, n_choice)):
+        m = len(s) - 1
+        inputs[i, :m], targets[i, :m], segs[i, :m] = s[:-1], s[1:], 1
+        mask[i, m - k:m] = 1.0  # only the choice's tokens are scored
+    windows = {"inputs": inputs, "targets": targets, "segment_ids": segs,
+               "positions": np.broadcast_to(np.arange(length, dtype=np.int32), (n, length)).copy(), "loss_mask": mask}
+    nll = scoring.token_nll(model, variables, windows, seed=seed, batch_size=batch_size, rows=np.asarray(rows))
+    logp = -(nll * mask).sum(axis=1)
+    hits, hits_byte, i = [], [], 0
+    for q in questions:
+        k = len(q["choices"])
+        lp = logp[i:i + k]
+        nbytes = np.array([len((" " + c).encode("utf-8")) for c in q["choices"]], np.float64)
+        hits.append(int(np.argmax(lp)) == q["answer"])
+        hits_byte.append(int(np.argmax(lp / nbytes)) == q["answer"])
+        i += k
+    return {"accuracy": float(np.mean(hits)), "accuracy_per_byte": float(np.mean(hits_byte)),
+            "num_questions": len(questions),
+            "chance": float(np.mean([1.0 / len(q["choices"]) for q in questions]))}
