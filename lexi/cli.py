@@ -1,4 +1,4 @@
-"""`lexi` command line: train, sample, eval, compare.
+"""`lexi` command line: train, sample, eval, compare, glyphs.
 
 Mistakes a user can fix (lexi.errors.UserError) print one line and exit with status 2;
 `--debug` shows the traceback too.
@@ -44,7 +44,7 @@ def _cmd_eval(args, overrides) -> int:
         raise_unexpected(overrides)
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     res = run_suite(Path(args.workdir), suites, text_file=args.text_file, examples=args.examples, seed=args.seed,
-                    num_sequences=args.sequences, probe_steps=args.probe_steps)
+                    num_sequences=args.sequences, probe_steps=args.probe_steps, mc_file=args.mc_file)
     _print_report(markdown_table({Path(args.workdir).name: res}), res["_paths"])
     return 0
 
@@ -67,6 +67,40 @@ def _cmd_demo(args, overrides) -> int:
     out = run_demo(Path(args.workdir), steps=args.steps, probe_steps=args.probe_steps, examples=args.examples)
     _print_report(out["table"], out["paths"])
     print("Longer runs and their measured results: README.md, section 'Results'.")
+    return 0
+
+
+def _cmd_glyphs(args, overrides) -> int:
+    import numpy as np
+
+    from lexi import tokenizers
+    from lexi.errors import UserError
+    from lexi.glyph import glyph_table_with_stats, token_labels
+
+    if overrides:
+        raise_unexpected(overrides)
+    out = Path(args.out).expanduser()
+    if out.suffix != ".npz":
+        raise UserError(f"--out {args.out} must be a .npz file name")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {args.out}: directory {out.parent} does not exist")
+    tok = tokenizers.load(args.tokenizer)
+    table, stats = glyph_table_with_stats(tok, args.cell_px, args.cache_dir)
+    with open(out, "wb") as f:
+        np.savez(f, embeddings=table, tokens=np.asarray(token_labels(tok), dtype=str))
+    print(f"tokenizer: {args.tokenizer} ({stats['tokenizer']}, vocab {stats['vocab_size']})")
+    print(f"table: {stats['vocab_size']} x {stats['dim']} float32 (cell {stats['cell_px']} px)")
+    print(f"duplicate rows: {stats['duplicates']} ({stats['raw_duplicates']} pictures coincided before "
+          f"variant marks; {stats['marked']} rows marked)")
+    print("coverage: " + ", ".join(f"{k} {v}" for k, v in stats["coverage"].items()))
+    print(f"blank glyphs drawn as hex boxes: {stats['blank_glyphs']}")
+    for role, path in stats["fonts"].items():
+        print(f"font {role}: {path}")
+    for note in stats["font_notes"]:
+        print(f"font note: {note}")
+    print(f"build: {stats['build_seconds']:.1f}s; this call {stats['seconds']:.1f}s "
+          f"({'cache hit' if stats['cache_hit'] else 'built'}: {stats['cache_path']})")
+    print(f"wrote {out} (arrays: embeddings, tokens)")
     return 0
 
 
@@ -105,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluation suite on a run's newest checkpoint -> RUN/eval/")
     e.add_argument("--workdir", required=True)
-    e.add_argument("--suite", default="perplexity,cipher,reasoning", help="comma-separated: perplexity,cipher,reasoning")
+    e.add_argument("--suite", default="perplexity,cipher,reasoning",
+                   help="comma-separated: perplexity,cipher,reasoning,mc (mc needs --mc-file)")
+    e.add_argument("--mc-file", default=None,
+                   help='multiple-choice questions, JSONL: {"question": ..., "choices": [...], "answer": 0 or "A"}')
     e.add_argument("--text-file", default=None, help="evaluate on this text instead of the validation split")
     e.add_argument("--examples", type=int, default=1000, help="examples per reasoning task and sampler")
     e.add_argument("--sequences", type=int, default=100, help="validation sequences for perplexity and cipher")
@@ -119,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--probe-steps", type=int, default=300)
     d.add_argument("--examples", type=int, default=200)
     d.set_defaults(fn=_cmd_demo)
+
+    g = sub.add_parser("glyphs", help="render a tokenizer's frozen glyph embedding table (Bochkov 2025) to .npz",
+                       description="Writes arrays `embeddings` [V, cell_px**2] float32 and `tokens` (printable "
+                                   "labels) and prints duplicates and font coverage. Cached under --cache-dir.")
+    g.add_argument("--tokenizer", default="unicode",
+                   help="a name (unicode, char, byte), a .model, a tokenizer.json or a run directory")
+    g.add_argument("--out", required=True, help="output .npz file")
+    g.add_argument("--cell-px", type=int, default=32, help="pixels per character cell: 32 (1024 dims) or 64 (4096)")
+    g.add_argument("--cache-dir", default=None, help="default: $LEXI_CACHE or ~/.cache/lexi")
+    g.set_defaults(fn=_cmd_glyphs)
 
     c = sub.add_parser("compare", help="put several evaluated runs side by side")
     c.add_argument("runs", nargs="+")

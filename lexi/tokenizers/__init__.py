@@ -1,6 +1,6 @@
 """Tokenizers behind one interface (lexi/tokenizers/base.py).
 
-`load(name_or_path)` gives back any of them: a name ("char" or "ascii", "byte"), a
+`load(name_or_path)` gives back any of them: a name ("char" or "ascii", "byte", "unicode"), a
 SentencePiece `.model` file, a `tokenizer.json` written by `Tokenizer.save`, or a
 directory holding one (a run directory). New kinds plug in with `register`.
 """
@@ -16,6 +16,8 @@ from lexi.tokenizers.base import TOKENIZER_JSON, Tokenizer
 from lexi.tokenizers.byte import ByteTokenizer
 from lexi.tokenizers.char import CharTokenizer
 from lexi.tokenizers.sentencepiece import SentencePieceTokenizer, train_sentencepiece
+from lexi.tokenizers import unicode as _unicode
+from lexi.tokenizers.unicode import UnicodeTokenizer
 
 # loader(description, base) -> Tokenizer. `description` is a tokenizer.json's content, or
 # {"kind": name} for a bare name, or the config section for from_config; `base` is the
@@ -43,6 +45,7 @@ def _load_sentencepiece(desc: dict, base: Path) -> Tokenizer:
 register("char", lambda desc, base: CharTokenizer(), "char", "ascii")
 register("byte", lambda desc, base: ByteTokenizer(), "byte")
 register("sentencepiece", _load_sentencepiece)
+register("unicode", _unicode.from_description, "unicode")
 
 
 def _valid() -> str:
@@ -94,8 +97,9 @@ def load(name_or_path: str | os.PathLike) -> Tokenizer:
 def from_config(tok_cfg, texts_fn: Callable[[], Iterable[str]], cache_dir: str | os.PathLike, *,
                 corpus_key: str = "", seed: int = 0) -> Tokenizer:
     """The tokenizer `config.data.tokenizer` asks for. SentencePiece without `model_file`
-    is trained on texts_fn() (only called then) and cached under cache_dir; pass a corpus
-    fingerprint as `corpus_key` to find the cached model without reading the texts."""
+    is trained on texts_fn() (only called then) and cached under cache_dir, and so are the
+    n-grams of a unicode tokenizer with num_ngrams > 0; pass a corpus fingerprint as
+    `corpus_key` to find the cached model without reading the texts."""
     cfg = dict(tok_cfg)
     kind = str(cfg.get("kind", "")).lower()
     kind = _NAMES.get(kind, kind)
@@ -104,11 +108,13 @@ def from_config(tok_cfg, texts_fn: Callable[[], Iterable[str]], cache_dir: str |
             return SentencePieceTokenizer(Path(str(cfg["model_file"])).expanduser())
         return train_sentencepiece(texts_fn(), int(cfg.get("vocab_size", 8000)), cache_dir,
                                    model_type=str(cfg.get("model_type", "unigram")), key=corpus_key, seed=seed)
+    if kind == "unicode":  # n-grams (num_ngrams, max_n) are learned on texts_fn() and cached
+        return _unicode.from_config(cfg, texts_fn, cache_dir, key=corpus_key)
     if kind in _KINDS:
         return _KINDS[kind]({**cfg, "kind": kind}, Path("."))
     raise UserError(f"config.data.tokenizer.kind {cfg.get('kind')!r} is unknown; "
                     f"choose one of {sorted(set(_NAMES) | set(_KINDS))}")
 
 
-__all__ = ["Tokenizer", "CharTokenizer", "ByteTokenizer", "SentencePieceTokenizer", "load", "from_config",
-           "register", "train_sentencepiece", "TOKENIZER_JSON"]
+__all__ = ["Tokenizer", "CharTokenizer", "ByteTokenizer", "SentencePieceTokenizer", "UnicodeTokenizer", "load",
+           "from_config", "register", "train_sentencepiece", "TOKENIZER_JSON"]
