@@ -80,3 +80,23 @@ def test_frozen_cannot_be_tied():
     cfg.embedding["tied"] = True
     with pytest.raises(UserError, match="cannot tie its readout"):
         assemble(cfg, 128, (0, 2, 3))
+
+
+def test_glyph_source_trains_with_the_rendered_table(tmp_path, cache_dir):
+    """kind=frozen, source=glyph: the constants are the glyph table fitted to d_model."""
+    from lexi.glyph import glyph_table
+
+    cfg = frozen_cfg("glyph", steps=4, checkpoint_every=4)
+    cfg.embedding = {"kind": "frozen", "source": "glyph", "cell_px": 32}
+    train(cfg, tmp_path / "run")
+    loaded = load_for_inference(tmp_path / "run")
+    expect = fit_width(glyph_table(loaded.tokenizer, 32, cache_dir), cfg.model.d_model, principal=True)
+    np.testing.assert_array_equal(np.asarray(loaded.constants["embedding"]["table"]), expect)
+
+
+def test_glyph_config_variants_differ_only_in_the_input_table():
+    from lexi.config import load_config
+
+    a, b, c = (load_config(f"configs/glyph.py:small{s}") for s in ("", "_trainable", "_binary"))
+    assert (a.embedding.kind, b.embedding.kind, c.embedding.source) == ("frozen", "trainable", "binary")
+    assert a.model == b.model == c.model and a.data.tokenizer.kind == "unicode" and a.data == b.data
