@@ -14,7 +14,7 @@ to the leading d_model principal components (lexi/embeddings/frozen.py). Add
 
   tiny    lexi train --config configs/glyph.py:tiny --workdir runs/glyph_tiny
           2 layers, width 64, KJV, context 128, batch 16, 300 steps; 2-core CPU, 9 min 13 s
-          (1,171 tokens/s: the 65,536-way readout is 88% of the FLOPs at this width);
+          (1,171 tokens/s: the 65,536-way readout is 97% of the FLOPs at this width);
           training loss 2.42 nats/char, validation 2.450 (the standard ASCII tiny: 2.25).
           Controls (tiny_trainable, tiny_binary), each pinned to one core, both at once,
           14 min each: validation 2.451 and 2.435. At this size the three input tables
