@@ -22,7 +22,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     args, overrides = p.parse_known_args()
     cfg = load_config(args.config, overrides)
-    vocab = args.vocab or {"char": 128, "byte": 259}.get(cfg.data.tokenizer.kind, cfg.data.tokenizer.vocab_size)
+    vocab = args.vocab or {"char": 128, "byte": 259, "unicode": 65536}.get(cfg.data.tokenizer.kind,
+                                                                      cfg.data.tokenizer.vocab_size)
     r = bench_train_step(cfg, vocab, steps=args.steps)
     pk, source = peak(cfg.model.dtype)
     r.update(device=jax.devices()[0].device_kind, peak_tflops=pk / 1e12, peak_source=source,
