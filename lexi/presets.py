@@ -2,35 +2,32 @@
 and its standard twin have exactly the same backbone, data and schedule."""
 
 
+def _char_shape(c, *, num_layers: int, d_model: int, mlp_dim: int, seq_len: int, **train):
+    """A character-level KJV LM with 4 heads, GELU, RMSNorm and T5 bias, plus its schedule."""
+    c.model.update(num_layers=num_layers, d_model=d_model, num_heads=4, head_dim=d_model // 4, mlp_dim=mlp_dim,
+                   activation="gelu", norm="rmsnorm", position="t5_bias")
+    c.data.update(corpus="kjv", seq_len=seq_len)
+    c.data.tokenizer.kind = "char"
+    c.train.update(**train)
+
+
 def apply_tiny_shape(c):
     """2 layers, width 64: the CPU smoke-test size."""
-    c.model.update(num_layers=2, d_model=64, num_heads=4, head_dim=16, mlp_dim=256,
-                   activation="gelu", norm="rmsnorm", position="t5_bias")
-    c.data.update(corpus="kjv", seq_len=128)
-    c.data.tokenizer.kind = "char"
-    c.train.update(steps=300, batch_size=16, lr=3e-3, warmup_steps=30, log_every=10,
-                   eval_every=100, checkpoint_every=100)
+    _char_shape(c, num_layers=2, d_model=64, mlp_dim=256, seq_len=128, steps=300, batch_size=16, lr=3e-3,
+                warmup_steps=30, log_every=10, eval_every=100, checkpoint_every=100)
 
 
 def apply_small_shape(c):
     """4 layers, width 256, context 256, batch 32: about 15 CPU minutes."""
-    c.model.update(num_layers=4, d_model=256, num_heads=4, head_dim=64, mlp_dim=1024,
-                   activation="gelu", norm="rmsnorm", position="t5_bias")
-    c.data.update(corpus="kjv", seq_len=256)
-    c.data.tokenizer.kind = "char"
-    c.train.update(steps=300, batch_size=32, lr=2e-3, warmup_steps=50, log_every=10,
-                   eval_every=100, checkpoint_every=100)
+    _char_shape(c, num_layers=4, d_model=256, mlp_dim=1024, seq_len=256, steps=300, batch_size=32, lr=2e-3,
+                warmup_steps=50, log_every=10, eval_every=100, checkpoint_every=100)
 
 
 def apply_medium_shape(c):
     """4 layers, width 128, context 256, batch 32, 2400 steps (20M tokens): the longest
     pair one CPU session holds, each run pinned to one core for about 90 minutes."""
-    c.model.update(num_layers=4, d_model=128, num_heads=4, head_dim=32, mlp_dim=512,
-                   activation="gelu", norm="rmsnorm", position="t5_bias")
-    c.data.update(corpus="kjv", seq_len=256)
-    c.data.tokenizer.kind = "char"
-    c.train.update(steps=2400, batch_size=32, lr=3e-3, warmup_steps=100, log_every=20,
-                   eval_every=400, checkpoint_every=400)
+    _char_shape(c, num_layers=4, d_model=128, mlp_dim=512, seq_len=256, steps=2400, batch_size=32, lr=3e-3,
+                warmup_steps=100, log_every=20, eval_every=400, checkpoint_every=400)
 
 
 def apply_paper_shape(c, vocab_32k: bool = False):

@@ -12,3 +12,11 @@ def cache_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("lexi_cache")
     os.environ["LEXI_CACHE"] = str(d)
     return d
+
+
+@pytest.fixture(scope="session")
+def kjv_docs():
+    """The KJV training chapters, read once per session (tokenizer tests learn from them)."""
+    from lexi.data.corpora import KJV
+
+    return list(KJV().documents("train"))

@@ -10,18 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lexi import tokenizers
-from lexi.data.corpora import KJV
 from lexi.errors import UserError
 from lexi.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, Tokenizer
 
 ASCII_TEXT = st.text(st.characters(codec="ascii", exclude_characters="\x00\x02\x03"), max_size=300)
 # Valid Unicode without U+2581, which SentencePiece uses for the space.
 NO_SPACE_MARK = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\u2581"), max_size=200)
-
-
-@pytest.fixture(scope="module")
-def kjv_docs():
-    return list(KJV().documents("train"))
 
 
 @pytest.fixture(scope="module")

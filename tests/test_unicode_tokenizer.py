@@ -52,11 +52,6 @@ def reference_encode(tok: UnicodeTokenizer, text: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def kjv_docs():
-    return list(KJV().documents("train"))
-
-
-@pytest.fixture(scope="module")
 def uni_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("unicode_cache")
 

@@ -146,7 +146,8 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     rng = jax.random.key(cfg.seed)
     val = _val_batches(cfg, run, val_tokens)
 
-    def evaluate(variables) -> float:
+    def evaluate(state) -> float:
+        variables = model_variables(state.params, state.constants)
         nll, count = 0.0, 0.0
         for i, vb in enumerate(val):
             out = eval_step(variables, sharding.global_batch(vb, run.mesh), rng, jnp.int32(i * t.batch_size))
@@ -224,12 +225,12 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
                             "mfu": rate * flops_tok / peak if peak else 0.0,
                             "skipped_steps": skipped}
                     if is_eval:
-                        last["val_loss"] = evaluate(model_variables(state.params, state.constants))
+                        last["val_loss"] = evaluate(state)
                     writer.write(done, last)
                     _update_progress(pbar, done, last)
                     t_interval, steps_interval = time.perf_counter(), 0
             elif is_eval:
-                writer.write(done, {"val_loss": evaluate(model_variables(state.params, state.constants))})
+                writer.write(done, {"val_loss": evaluate(state)})
             if is_ckpt:
                 save(done)
             if stop_signal:
