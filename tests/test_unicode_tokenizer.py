@@ -1,7 +1,6 @@
 """The unicode tokenizer: lossless round trips on any str, the id layout, n-gram learning
 (deterministic, cached, shortening English), greedy longest match, save/load and config."""
 import json
-import time
 
 import numpy as np
 import pytest
@@ -176,22 +175,17 @@ def test_ngram_learning_is_deterministic_and_ranked(kjv_docs):
         uni.learn_ngrams(["abc"], 9000, 3)
 
 
-def test_kjv_compression_and_speed(kjv_docs, kjv_tok):
-    """Figures for the module docstring: chars/token of 8000 3-grams on the KJV, encode time."""
+def test_kjv_compression(kjv_docs, kjv_tok):
+    """8000 3-grams compress the KJV, held out and trained on, losslessly. (Encode speed is
+    measured by benchmarks/unicode_tokenizer.py, not asserted here.)"""
     assert len(kjv_tok.ngrams) == 8000 and kjv_tok.max_len == 3
     val = "\n".join(KJV().documents("validation"))
     ids = kjv_tok.encode_np(val)
     assert len(val) / len(ids) > 2.5  # held-out chapters: at least 2.5 characters per token
     assert kjv_tok.decode(ids) == val
     text = "\n".join(kjv_docs)
-    t0 = time.process_time()
-    ids = kjv_tok.encode_np(text)
-    seconds = time.process_time() - t0
-    assert len(text) / len(ids) > 2.5
-    assert seconds < 4.0, f"encoding 4 MB took {seconds:.2f} CPU seconds"
-    t0 = time.process_time()
-    pure = tokenizers.load("unicode").encode_np(text)
-    assert time.process_time() - t0 < 1.0 and len(pure) == len(text)
+    assert len(text) / len(kjv_tok.encode_np(text)) > 2.5
+    assert len(tokenizers.load("unicode").encode_np(text)) == len(text)
 
 
 def test_training_is_cached(kjv_docs, kjv_tok, uni_cache, monkeypatch):
