@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -87,7 +88,8 @@ CASES = [
     Case("eval-no-checkpoint", lambda t, r: ["eval", "--workdir", str(t)],
          r"is not a lexi run directory \(no config.json\)"),
     Case("eval-run-without-checkpoint",
-         lambda t, r: ["eval", "--workdir", str(_write(t / "run" / "config.json", (r / "config.json").read_text()).parent)],
+         lambda t, r: ["eval", "--workdir",
+                       str(_write(t / "run" / "config.json", (r / "config.json").read_text()).parent)],
          r"has no checkpoint yet; train it with `lexi train` first"),
     Case("eval-empty-text-file", lambda t, r: ["eval", "--workdir", str(r), "--suite", "perplexity",
                                                "--text-file", str(_write(t / "empty.txt", ""))],
@@ -143,6 +145,9 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path, capsys, cache_dir):
         rc = cli.main(_text_files(tmp_path, str(f), "--config.train.steps=2", "--config.data.seq_len=64",
                                   "--config.data.val_fraction=0.2"))
     assert rc == 0, capsys.readouterr().err
+    # how the CLI prints a warning: one line, no source excerpt
+    line = warnings.formatwarning("bad.jsonl: replaced 2", UserWarning, "x.py", 1)
+    assert line == "lexi: warning: bad.jsonl: replaced 2\n"
 
 
 def test_every_case_is_in_the_docs_table():
