@@ -36,10 +36,12 @@ def base_config() -> ml_collections.ConfigDict:
         "seq_len": 128,
         "cache_dir": "",  # token streams and trained tokenizers; "" = ~/.cache/lexi
         "tokenizer": ml_collections.ConfigDict({
-            "kind": "char",  # char (ASCII, 128) | byte (259) | sentencepiece
+            "kind": "char",  # char (ASCII, 128) | byte (259) | unicode (65,536) | sentencepiece
             "vocab_size": 8000,  # sentencepiece: trained on the corpus' train split
             "model_type": "unigram",  # sentencepiece: unigram | bpe
             "model_file": "",  # sentencepiece: an existing .model (e.g. T5's) instead of training
+            "num_ngrams": 0,  # unicode: frequent 2..max_n-grams learned on the train split (<= 8188)
+            "max_n": 3,  # unicode: longest learned n-gram, in characters (<= 8)
         }),
     })
     c.train = ml_collections.ConfigDict({

@@ -79,6 +79,19 @@ def test_resume_refuses_a_different_model(tmp_path, cache_dir):
         train(other, w)
 
 
+def test_resume_accepts_a_run_saved_before_a_config_field_existed(tmp_path):
+    """A key lexi added since the run was saved counts as its default, not as a change."""
+    from lexi.train.setup_run import check_resume_compatible
+    cfg = base_config()
+    saved = cfg.to_dict()
+    del saved["data"]["tokenizer"]["num_ngrams"], saved["model"]["num_layers"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    check_resume_compatible(cfg, tmp_path)  # both missing keys hold their defaults
+    cfg.data.tokenizer.num_ngrams = 100
+    with pytest.raises(UserError, match=r"data.tokenizer.num_ngrams: 0 -> 100"):
+        check_resume_compatible(cfg, tmp_path)
+
+
 def test_config_files_variants_and_overrides():
     c = load_config("configs/standard.py:tiny", ["--config.train.steps=7", "--config.model.position=rope",
                                                  "--config.train.lr=1", "--config.train.progress_bar=false"])

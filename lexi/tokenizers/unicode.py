@@ -29,11 +29,8 @@ only, nothing learned) and `max_n` (default 3). The n-grams are learned on the r
 training documents (the first MAX_TRAIN_CHARS characters) and cached under
 cache_dir/unicode/ keyed by the corpus fingerprint, as SentencePiece models are; the list
 is saved in tokenizer.json, so a run directory rebuilds the tokenizer without the corpus.
-`lexi.tokenizers.load("unicode")` is the tokenizer without n-grams. The two fields are read
-with those defaults and are not in lexi/config.py's default tokenizer section (new keys
-there would make every existing run's saved config differ, and resuming is refused on
-any data.tokenizer difference): set them in a config file, e.g.
-`c.data.tokenizer.update(kind="unicode", num_ngrams=8000, max_n=3)`.
+`lexi.tokenizers.load("unicode")` is the tokenizer without n-grams. Set them in a config
+file or on the command line, e.g. `c.data.tokenizer.update(kind="unicode", num_ngrams=8000)`.
 
 Measured on the King James Bible (`lexi.data.corpora.KJV`): n-grams learned on the train
 split (4.07 M characters), chars/token on the train split and on the held-out validation

@@ -18,6 +18,7 @@ import ml_collections
 import optax
 
 from lexi import sharding
+from lexi.config import base_config
 from lexi.errors import UserError
 from lexi.model import build_model
 from lexi.model.lm import LanguageModel, model_variables
@@ -56,12 +57,18 @@ def check_resume_compatible(cfg, workdir: Path) -> None:
         return
     old = json.loads(saved.read_text())
     new = cfg.to_dict()
-    diffs = [f"{sec}.{k}: {old[sec].get(k)!r} -> {new[sec].get(k)!r}"
-             for sec in _IDENTITY_SECTIONS if sec in old
-             for k in sorted(set(old[sec]) | set(new[sec])) if old[sec].get(k) != new[sec].get(k)]
-    old_tok, new_tok = old.get("data", {}).get("tokenizer"), new["data"]["tokenizer"]
-    if old_tok is not None and old_tok != new_tok:
-        diffs.append(f"data.tokenizer: {old_tok} -> {new_tok}")
+    defaults = base_config().to_dict()
+    defaults["tokenizer"] = defaults["data"]["tokenizer"]
+    sections = {sec: (old[sec], new[sec]) for sec in _IDENTITY_SECTIONS if sec in old}
+    if "tokenizer" in old.get("data", {}):
+        sections["tokenizer"] = (old["data"]["tokenizer"], new["data"]["tokenizer"])
+    diffs = []
+    for sec, (was, now) in sections.items():
+        # a key the saved config lacks was added to lexi since: it had its default value
+        was = {**{k: v for k, v in defaults.get(sec, {}).items() if k in now}, **was}
+        name = "data.tokenizer" if sec == "tokenizer" else sec
+        diffs += [f"{name}.{k}: {was.get(k)!r} -> {now.get(k)!r}"
+                  for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
     if diffs:
         raise UserError(f"{workdir} holds a checkpoint of a different model; changed: " + "; ".join(diffs)
                         + ". Use a new --workdir, or restore the old settings to resume.")
