@@ -22,6 +22,7 @@ from lexi.model.config import BackboneConfig
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0  # one integer decides initialisation, data order, random embeddings, dropout
+    c.task = "lm"  # lm: train a language model | zett: a hypernetwork for a trained one (configs/zett.py)
     c.model = ml_collections.ConfigDict(dataclasses.asdict(BackboneConfig()))
     c.embedding = ml_collections.ConfigDict({"kind": "trainable", "tied": True, "readout_chunk": 0})
     c.data = ml_collections.ConfigDict({
@@ -76,11 +77,19 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-    """`path.py[:variant]` plus `--config.a.b=value` overrides."""
+    """`path.py[:variant]`, or a run's `config.json` (to continue that run), plus
+    `--config.a.b=value` overrides."""
     path, _, variant = spec.partition(":")
     file = Path(path)
     if not file.is_file():
         raise UserError(f"config file {path!r} does not exist")
+    if file.suffix == ".json":
+        try:
+            cfg = ml_collections.ConfigDict(json.loads(file.read_text()))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UserError(f"config file {path} is not valid JSON: {e}") from e
+        apply_overrides(cfg, overrides)
+        return cfg
     mod_spec = importlib.util.spec_from_file_location(f"lexi_config_{file.stem}", file)
     module = importlib.util.module_from_spec(mod_spec)
     try:

@@ -105,13 +105,16 @@ def _attention_mask(segment_ids_BxL: Optional[Array], kv_segment_ids_BxS: Option
 
 
 class Attention(nn.Module):
-    """Causal self-attention through `jax.nn.dot_product_attention` (the fused kernel on GPU).
+    """Self-attention through `jax.nn.dot_product_attention` (the fused kernel on GPU): causal
+    for the language model, bidirectional (`causal=False`) for encoders such as the ZeTT
+    hypernetwork's. Positions attend only within their segment (segment id 0 = padding).
 
     With `decode=True` it keeps a key/value cache in the "cache" collection and consumes one
     position per call (used by lexi.generate).
     """
 
     cfg: BackboneConfig
+    causal: bool = True
 
     @nn.compact
     def __call__(self, x_BxLxD, *, segment_ids_BxL, positions_BxL, bias_1xNxLxS, deterministic, decode=False):
@@ -131,7 +134,7 @@ class Attention(nn.Module):
             is_causal = False
         else:
             mask = _attention_mask(segment_ids_BxL, segment_ids_BxL)
-            is_causal = True
+            is_causal = self.causal
         bias = bias_1xNxLxS
         impl = None if cfg.attention_impl == "auto" else cfg.attention_impl
         if bias is not None:

@@ -1,7 +1,8 @@
-"""The one training loop, shared by every model family.
+"""The one training loop, shared by every model family and by the ZeTT hypernetwork.
 
-`train(cfg, workdir)`: builds (or resumes) the run in `workdir`, then runs jit-compiled
-steps with explicit shardings and a donated state. Resuming is exact: the data order is
+`train(cfg, workdir)`: builds (or resumes) the run in `workdir` through its task
+(lexi/train/task.py: what is trained, on which batches), then runs jit-compiled steps
+with explicit shardings and a donated state. Resuming is exact: the data order is
 a pure function of the step, the random embeddings and dropout of (seed, step, row), and
 parameters, optimizer and counters come back from the newest checkpoint.
 """
@@ -18,18 +19,15 @@ from pathlib import Path
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lexi import config as config_lib
 from lexi import sharding
 from lexi.errors import UserError
-from lexi.train import flops as flops_lib
 from lexi.train import peak as peak_lib
-from lexi.model.lm import model_variables
 from lexi.train.checkpoint import Checkpointer, state_bytes
 from lexi.train.metrics_log import MetricsWriter
-from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, compile_steps, init_state
+from lexi.train.task import task_for
 
 log = logging.getLogger("lexi")
 
@@ -83,30 +81,6 @@ def _write_failed(ckpt: Checkpointer, err: Exception) -> TrainingStopped:
                            "(or fix the directory) and run the same command again to resume.")
 
 
-def _data(cfg, run: Run):
-    from lexi.data.corpora import get_corpus
-    from lexi.data.pipeline import Batches, build_token_stream
-
-    corpus = get_corpus(cfg.data)
-    seq_len, tok = cfg.data.seq_len, run.tokenizer
-    train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg), seq_len=seq_len)
-    val_tokens = build_token_stream(corpus, "validation", tok, cache_dir(cfg), seq_len=seq_len)
-    batches = Batches(train_tokens, seq_len, cfg.train.batch_size, cfg.seed, shuffle=True,
-                      process_index=jax.process_index(), process_count=jax.process_count(),
-                      bos_id=tok.bos_id, pad_id=tok.pad_id)
-    return batches, val_tokens
-
-
-def _val_batches(cfg, run: Run, val_tokens) -> list[dict]:
-    from lexi.data.pipeline import eval_windows
-
-    b, n = cfg.train.batch_size, cfg.train.eval_batches
-    win = eval_windows(val_tokens, cfg.data.seq_len, b * n, run.tokenizer.bos_id, pad_id=run.tokenizer.pad_id)
-    per = b // jax.process_count()
-    lo = jax.process_index() * per
-    return [{k: np.asarray(v[i * b + lo: i * b + lo + per]) for k, v in win.items()} for i in range(n)]
-
-
 def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     """Train (or resume) and return the last logged metrics.
 
@@ -117,16 +91,17 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     config_lib.validate(cfg)
     _check_workdir(workdir)
     ckpt_dir = workdir / "checkpoints"
+    task = task_for(cfg)
     resuming = ckpt_dir.exists() and any(ckpt_dir.iterdir())
     if resuming:
-        check_resume_compatible(cfg, workdir)
-    run = build_run(cfg, workdir)
+        task.check_resume(cfg, workdir)
+    run = task.build_run(cfg, workdir)
     t = cfg.train
     divisor = sharding.batch_divisor(run.mesh) * t.grad_accum
     if t.batch_size % divisor:
         raise UserError(f"config.train.batch_size ({t.batch_size}) must be a multiple of the data-parallel "
                         f"devices x grad_accum ({divisor}) for mesh {dict(run.mesh.shape)}")
-    batches, val_tokens = _data(cfg, run)
+    batches, val = task.data(cfg, run)
     if jax.process_index() == 0:
         (workdir / "config.json").write_text(config_lib.to_json(cfg))
 
@@ -139,23 +114,15 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
         state, meta, latest = restored
         log.info("resumed from %s at step %d", ckpt_dir, latest)
     else:
-        state = init_state(run, cfg.seed)
+        state = task.init_state(run, cfg.seed)
     start = int(state.step)
 
-    train_step, eval_step = compile_steps(run)
+    train_step, evaluate_fn = task.compile(run, val)
     rng = jax.random.key(cfg.seed)
-    val = _val_batches(cfg, run, val_tokens)
-
-    def evaluate(state) -> float:
-        variables = model_variables(state.params, state.constants)
-        nll, count = 0.0, 0.0
-        for i, vb in enumerate(val):
-            out = eval_step(variables, sharding.global_batch(vb, run.mesh), rng, jnp.int32(i * t.batch_size))
-            nll, count = nll + float(out["nll"]), count + float(out["count"])
-        return nll / max(count, 1.0)
+    evaluate = lambda state: evaluate_fn(state, rng)
 
     backbone = run.model.backbone
-    flops_tok = flops_lib.train_flops_per_token(backbone, run.tokenizer.vocab_size, cfg.data.seq_len)
+    flops_tok = task.flops_per_token(run)
     if t.peak_flops > 0:
         peak = t.peak_flops
     else:
@@ -181,7 +148,8 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
 
     def save(s: int) -> None:
         try:
-            ckpt.save(s, state, {"step": s, "skipped_steps": skipped, "num_windows": batches.num_windows})
+            ckpt.save(s, state, {"step": s, "skipped_steps": skipped,
+                                 "num_windows": getattr(batches, "num_windows", 0)})
         except Exception as e:  # disk full, directory gone, ...: the earlier checkpoints stay intact
             raise _write_failed(ckpt, e) from e
 
@@ -190,7 +158,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     try:
         for step in range(start, end):
             local = prefetch.next()
-            state, metrics = train_step(state, sharding.global_batch(local, run.mesh), rng)
+            state, metrics = train_step(state, local, rng)
             pending.append(metrics)
             steps_interval += 1
             done = step + 1
@@ -224,6 +192,9 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
                             "tokens_per_sec": rate,
                             "mfu": rate * flops_tok / peak if peak else 0.0,
                             "skipped_steps": skipped}
+                    for k in fetched[0]:  # a task's own scalars (e.g. ZeTT's lm_loss and aux_mse)
+                        if k not in last and k not in ("tokens", "finite"):
+                            last[k] = float(np.mean([m[k] for m in good]))
                     if is_eval:
                         last["val_loss"] = evaluate(state)
                     writer.write(done, last)
