@@ -34,7 +34,9 @@ setup(
         "absl-py>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5"],
+        "test": ["pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5", "tokenizers>=0.15"],
+        # Hugging Face tokenizer.json files as a lexi tokenizer (lexi/tokenizers/hf.py).
+        "hf": ["tokenizers>=0.15"],
     },
     entry_points={"console_scripts": ["lexi=lexi.cli:main"]},
 )

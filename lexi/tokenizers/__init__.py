@@ -1,8 +1,9 @@
 """Tokenizers behind one interface (lexi/tokenizers/base.py).
 
 `load(name_or_path)` gives back any of them: a name ("char" or "ascii", "byte", "unicode"), a
-SentencePiece `.model` file, a `tokenizer.json` written by `Tokenizer.save`, or a
-directory holding one (a run directory). New kinds plug in with `register`.
+SentencePiece `.model` file, a `tokenizer.json` written by `Tokenizer.save`, a Hugging Face
+`tokenizer.json` (kind "hf", needs `pip install "lexi[hf]"`), or a directory holding one of
+the two (a run directory, a Hugging Face model directory). New kinds plug in with `register`.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from lexi.errors import UserError
 from lexi.tokenizers.base import TOKENIZER_JSON, Tokenizer
 from lexi.tokenizers.byte import ByteTokenizer
 from lexi.tokenizers.char import CharTokenizer
+from lexi.tokenizers import hf as _hf
+from lexi.tokenizers.hf import HFTokenizer
 from lexi.tokenizers.sentencepiece import SentencePieceTokenizer, train_sentencepiece
 from lexi.tokenizers import unicode as _unicode
 from lexi.tokenizers.unicode import UnicodeTokenizer
@@ -46,11 +49,12 @@ register("char", lambda desc, base: CharTokenizer(), "char", "ascii")
 register("byte", lambda desc, base: ByteTokenizer(), "byte")
 register("sentencepiece", _load_sentencepiece)
 register("unicode", _unicode.from_description, "unicode")
+register("hf", _hf.from_description)
 
 
 def _valid() -> str:
-    return (f"names {sorted(_NAMES)}, or a path to a SentencePiece .model, a {TOKENIZER_JSON}, "
-            f"or a directory holding one (a run directory)")
+    return (f"names {sorted(_NAMES)}, or a path to a SentencePiece .model, a {TOKENIZER_JSON} (lexi's or "
+            f"Hugging Face's), or a directory holding one (a run directory)")
 
 
 def _from_description(desc: Any, base: Path, origin: str) -> Tokenizer:
@@ -71,6 +75,8 @@ def _load_file(path: Path) -> Tokenizer:
             return SentencePieceTokenizer(data)
         except UserError:
             raise UserError(f"{path} is not a tokenizer: expected {_valid()}") from None
+    if _hf.is_hf_json(desc):  # Hugging Face's tokenizer.json: a "model" where lexi's has a "kind"
+        return HFTokenizer(path)
     return _from_description(desc, path.parent, str(path))
 
 
@@ -116,5 +122,5 @@ def from_config(tok_cfg, texts_fn: Callable[[], Iterable[str]], cache_dir: str |
                     f"choose one of {sorted(set(_NAMES) | set(_KINDS))}")
 
 
-__all__ = ["Tokenizer", "CharTokenizer", "ByteTokenizer", "SentencePieceTokenizer", "UnicodeTokenizer", "load",
-           "from_config", "register", "train_sentencepiece", "TOKENIZER_JSON"]
+__all__ = ["Tokenizer", "CharTokenizer", "ByteTokenizer", "SentencePieceTokenizer", "UnicodeTokenizer", "HFTokenizer",
+           "load", "from_config", "register", "train_sentencepiece", "TOKENIZER_JSON"]
