@@ -11,6 +11,9 @@ Variants (times measured on the project's 2-core x86-64 CPU, nothing else runnin
          4 layers, width 256, 4 heads x 64, MLP 1024, context 256, batch 32, 300 steps
          (2.5M tokens); 2-core CPU, 20 minutes (19.6 measured, 2,470 tokens/s); validation
          loss 2.15 nats/char (3.11 bits/byte).
+  small_sp  lexi train --config configs/standard.py:small_sp --workdir runs/base
+         small over a 4,000-piece SentencePiece unigram model trained on the corpus: the
+         base model of configs/zett.py. Not run yet.
   medium lexi train --config configs/standard.py:medium --workdir runs/std_medium
          4 layers, width 128, 4 heads x 32, MLP 512, context 256, batch 32, 2400 steps
          (19.7M tokens), lr 3e-3; pinned to one core (`taskset -c 0`) while the lexinvariant
@@ -39,10 +42,13 @@ def get_config(variant: str = "tiny"):
         return demo_config("standard")  # exactly what `lexi demo` trains
     elif variant == "small":
         apply_small_shape(c)
+    elif variant == "small_sp":  # the ZeTT base (configs/zett.py): subword pieces, as the paper's bases have
+        apply_small_shape(c)
+        c.data.tokenizer.update(kind="sentencepiece", vocab_size=4000, model_type="unigram")
     elif variant == "medium":
         apply_medium_shape(c)
     elif variant in ("paper", "paper_32k"):
         apply_paper_shape(c, vocab_32k=variant == "paper_32k")
     else:
-        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small, medium, paper, paper_32k")
+        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small, small_sp, medium, paper, paper_32k")
     return c

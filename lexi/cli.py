@@ -1,4 +1,4 @@
-"""`lexi` command line: train, sample, eval, compare, glyphs.
+"""`lexi` command line: train, sample, eval, compare, glyphs, zett (transfer, eval).
 
 Mistakes a user can fix (lexi.errors.UserError) print one line and exit with status 2;
 `--debug` shows the traceback too.
@@ -104,6 +104,39 @@ def _cmd_glyphs(args, overrides) -> int:
     return 0
 
 
+def _cmd_zett_transfer(args, overrides) -> int:
+    from lexi import tokenizers
+    from lexi.zett.transfer import baseline_rows, load_trained, predict_rows, write_run
+
+    if overrides:
+        raise_unexpected(overrides)
+    trained = load_trained(Path(args.workdir))
+    target = tokenizers.load(args.tokenizer)
+    if args.rows == "hypernet":
+        rows = predict_rows(trained, target)
+    else:
+        rows = baseline_rows(trained.base, target, args.rows, args.seed)
+    out = write_run(trained.base, target, *rows, args.out_workdir,
+                    {"zett_workdir": str(Path(args.workdir).resolve()), "hypernet_step": trained.step,
+                     "tokenizer": args.tokenizer, "rows": args.rows, "base_workdir": str(trained.base.workdir)})
+    print(f"wrote {out}: the base model with {target.vocab_size} {args.rows} rows for {args.tokenizer}; "
+          f"evaluate with `lexi eval --workdir {out}`, continue training with "
+          f"`lexi train --config {out}/config.json --workdir {out}`")
+    return 0
+
+
+def _cmd_zett_eval(args, overrides) -> int:
+    from lexi.zett.evaluate import format_report, run_zett_eval
+
+    if overrides:
+        raise_unexpected(overrides)
+    report, path = run_zett_eval(Path(args.workdir), args.tokenizer, text_file=args.text_file,
+                                 max_documents=args.max_documents, seed=args.seed)
+    print(format_report(report))
+    print(f"results: {path}")
+    return 0
+
+
 def _print_report(table: str, paths: dict) -> None:
     print(table)
     for k, v in paths.items():
@@ -166,6 +199,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cell-px", type=int, default=32, help="pixels per character cell: 32 (1024 dims) or 64 (4096)")
     g.add_argument("--cache-dir", default=None, help="default: $LEXI_CACHE or ~/.cache/lexi")
     g.set_defaults(fn=_cmd_glyphs)
+
+    z = sub.add_parser("zett", help="zero-shot tokenizer transfer with a trained ZeTT hypernetwork")
+    zsub = z.add_subparsers(dest="zett_command", required=True)
+    target_help = "target tokenizer: a SentencePiece .model, a tokenizer.json (lexi's or Hugging Face's), " \
+                  "a run directory, or a name (byte, char, unicode)"
+    zt = zsub.add_parser("transfer", help="write a lexi run directory: base model + new tokenizer + predicted rows")
+    zt.add_argument("--workdir", required=True, help="the ZeTT run directory")
+    zt.add_argument("--tokenizer", required=True, help=target_help)
+    zt.add_argument("--out-workdir", required=True)
+    zt.add_argument("--rows", default="hypernet", choices=("hypernet", "fvt", "lexical", "random"),
+                    help="where the new embedding rows come from")
+    zt.add_argument("--seed", type=int, default=0)
+    zt.set_defaults(fn=_cmd_zett_transfer)
+    ze = zsub.add_parser("eval", help="bits per byte: original vs hypernetwork vs FVT, lexical, random rows")
+    ze.add_argument("--workdir", required=True, help="the ZeTT run directory")
+    ze.add_argument("--tokenizer", required=True, help=target_help)
+    ze.add_argument("--text-file", default=None, help="held-out text (documents split at blank lines); "
+                                                      "default: the corpus' validation split")
+    ze.add_argument("--max-documents", type=int, default=0, help="0 = all")
+    ze.add_argument("--seed", type=int, default=0)
+    ze.set_defaults(fn=_cmd_zett_eval)
 
     c = sub.add_parser("compare", help="put several evaluated runs side by side")
     c.add_argument("runs", nargs="+")

@@ -32,19 +32,19 @@ def _hidden(model, variables, inputs, ctx):
 
 
 def token_nll(model, variables, windows: dict, *, seed: int = 0, batch_size: int = 16,
-              rows: np.ndarray | None = None) -> np.ndarray:
+              rows: np.ndarray | None = None, ctx=None) -> np.ndarray:
     """NLL (nats) of every target, float32[N, L]; windows: dict of [N, L] arrays.
 
     `rows[i]` is the row index window i draws its evaluation context with (default i);
     windows that share a row see the same random embeddings (e.g. the choices of one
-    multiple-choice question)."""
+    multiple-choice question). A given `ctx` (e.g. predicted tables) serves every window."""
     n = len(windows["inputs"])
     rows = np.arange(n) if rows is None else np.asarray(rows)
     out = []
     for lo in range(0, n, batch_size):
         batch = {k: jnp.asarray(v[lo:lo + batch_size]) for k, v in windows.items() if k != "loss_mask"}
-        ctx = eval_context(model, seed, rows[lo:lo + len(batch["inputs"])])
-        out.append(np.asarray(_token_nll(model, variables, batch, ctx)))
+        c = ctx if ctx is not None else eval_context(model, seed, rows[lo:lo + len(batch["inputs"])])
+        out.append(np.asarray(_token_nll(model, variables, batch, c)))
     return np.concatenate(out, axis=0)
 
 

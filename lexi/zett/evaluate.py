@@ -1,0 +1,118 @@
+"""Tokenizer transfer measured in bits per byte, which do not depend on the tokenizer.
+
+Every held-out document is encoded whole (bos first) and scored in consecutive windows of
+`seq_len` targets, so each byte of text is predicted exactly once whatever the tokenizer;
+bits per byte = total NLL / ln 2 / UTF-8 bytes of the documents. The same documents are
+scored with the base model and its own tokenizer ("original"), and with the frozen base
+behind rows for the target tokenizer from the hypernetwork and from each baseline.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from lexi.errors import UserError
+from lexi.eval import scoring
+from lexi.model.lm import LanguageModel
+from lexi.zett.embedding import PredictedEmbedding, tables
+from lexi.zett.transfer import BASELINES, Trained, baseline_rows, load_trained, predict_rows
+
+
+def document_windows(tok, docs: Sequence[str], seq_len: int) -> dict:
+    """[N, seq_len] windows covering every document's tokens once (bos before each)."""
+    inputs, targets, masks = [], [], []
+    for ids in tok.encode_batch_np(list(docs)):
+        seq = np.concatenate([[tok.bos_id], ids]).astype(np.int32)
+        for lo in range(0, len(seq) - 1, seq_len):
+            x, y = seq[lo:lo + seq_len], seq[lo + 1:lo + seq_len + 1]
+            pad = seq_len - len(y)
+            inputs.append(np.pad(x[:len(y)], (0, pad), constant_values=tok.pad_id))
+            targets.append(np.pad(y, (0, pad), constant_values=tok.pad_id))
+            masks.append(np.pad(np.ones(len(y), np.float32), (0, pad)))
+    if not inputs:
+        raise UserError("the evaluation text holds no tokens")
+    return {"inputs": np.stack(inputs), "targets": np.stack(targets), "loss_mask": np.stack(masks)}
+
+
+def total_nll(model, variables, windows: dict, ctx=None, batch_size: int = 16) -> tuple[float, int]:
+    nll = scoring.token_nll(model, variables, windows, batch_size=batch_size, ctx=ctx)
+    mask = windows["loss_mask"]
+    return float((nll * mask).sum()), int(mask.sum())
+
+
+def transfer_report(trained: Trained, target, docs: Sequence[str], *, seq_len: int, seed: int = 0,
+                    batch_size: int = 16) -> dict:
+    """Bits per byte of `docs` for the original model and every way of making target rows."""
+    from lexi.inference import load_for_inference
+
+    base = trained.base
+    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
+    if n_bytes == 0:
+        raise UserError("the evaluation text is empty")
+    original = load_for_inference(base.workdir)
+    win = document_windows(base.tokenizer, docs, seq_len)
+    nll, n_base = total_nll(original.model, original.variables, win, batch_size=batch_size)
+    bpb = {"original": nll / math.log(2) / n_bytes}
+
+    lm = LanguageModel(base.backbone, PredictedEmbedding(vocab_size=target.vocab_size, d_model=base.d_model))
+    variables = {"params": {"body": base.params["body"]}}
+    win = document_windows(target, docs, seq_len)
+    mask = jnp.ones(target.vocab_size, bool)
+    methods = {"hypernet": lambda: predict_rows(trained, target)}
+    methods.update({m: (lambda m=m: baseline_rows(base, target, m, seed)) for m in BASELINES})
+    seconds = {}
+    n_target = 0
+    for name, make in methods.items():
+        t0 = time.perf_counter()
+        rows_in, rows_out = make()
+        seconds[name] = time.perf_counter() - t0
+        nll, n_target = total_nll(lm, variables, win, tables(jnp.asarray(rows_in), jnp.asarray(rows_out), mask),
+                                  batch_size)
+        bpb[name] = nll / math.log(2) / n_bytes
+    return {"bits_per_byte": bpb,
+            "tokens_per_byte": {"original": n_base / n_bytes, "target": n_target / n_bytes},
+            "bytes": n_bytes, "documents": len(docs), "seq_len": seq_len,
+            "target_vocab_size": int(target.vocab_size), "hypernet_step": trained.step,
+            "seconds_to_make_rows": seconds}
+
+
+def run_zett_eval(workdir: str | Path, tokenizer_spec: str, *, text_file: Optional[str] = None,
+                  max_documents: int = 0, seed: int = 0) -> tuple[dict, Path]:
+    """`lexi zett eval`: the report for one target tokenizer, written to RUN/eval/zett_<name>.json."""
+    from lexi import tokenizers
+    from lexi.data.corpora import get_corpus
+
+    trained = load_trained(workdir)
+    target = tokenizers.load(tokenizer_spec)
+    if text_file:
+        path = Path(text_file)
+        if not path.is_file():
+            raise UserError(f"--text-file {text_file} does not exist")
+        docs = [d for d in path.read_text(encoding="utf-8", errors="replace").split("\n\n") if d.strip()]
+    else:
+        docs = list(get_corpus(trained.run.cfg.data).documents("validation"))
+    if max_documents:
+        docs = docs[:max_documents]
+    report = transfer_report(trained, target, docs, seq_len=int(trained.run.cfg.data.seq_len), seed=seed)
+    report.update(tokenizer=str(tokenizer_spec), text=text_file or f"{trained.run.cfg.data.corpus} validation")
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(tokenizer_spec)).name)
+    out = Path(workdir) / "eval" / f"zett_{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report, out
+
+
+def format_report(report: dict) -> str:
+    bpb, tpb = report["bits_per_byte"], report["tokens_per_byte"]
+    lines = [f"target {report.get('tokenizer', '')}: {report['target_vocab_size']} ids, "
+             f"{tpb['target']:.3f} tokens/byte (original {tpb['original']:.3f}); {report['bytes']} bytes",
+             "| rows | bits/byte | vs original |", "|---|---|---|"]
+    for k, v in bpb.items():
+        lines.append(f"| {k} | {v:.3f} | {v / bpb['original']:.3f}x |")
+    return "\n".join(lines)

@@ -1,0 +1,310 @@
+"""Training a ZeTT hypernetwork for a trained lexi language model, in the shared loop.
+
+The base run (`config.base_workdir`, a standard LM: trainable embedding, tied or untied) is
+loaded once and frozen. Each step gets a freshly sampled tokenizer (lexi/zett/sampler.py,
+made on the host ahead of the device by the loop's prefetcher): the text rows encoded with
+it and its vocabulary decomposed into base pieces, padded to a fixed size so the step
+compiles once. The hypernetwork predicts the embedding matrices; the loss is the frozen
+base model's next-token loss with those matrices swapped in, plus `aux_weight` x the MSE
+of tokens that are a single base piece toward their base rows. Only the hypernetwork's
+parameters are in the train state and the checkpoints; the base stays in its own run
+directory, and resuming checks that it has not changed.
+
+Validation loss = bits per UTF-8 byte of the validation documents under `eval_batches`
+tokenizers sampled from them (fixed across steps), so it is comparable between runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from lexi import sharding
+from lexi.errors import UserError
+from lexi.model.config import BackboneConfig
+from lexi.model.lm import LanguageModel
+from lexi.train import flops as flops_lib
+from lexi.train import optimizer as opt_lib
+from lexi.train.checkpoint import abstract_with_shardings
+from lexi.train.setup_run import Run
+from lexi.train.state import TrainState
+from lexi.train.step import sequence_nll
+from lexi.train.task import EvalFn, StepFn, Task
+from lexi.zett.embedding import PredictedEmbedding, tables
+from lexi.zett.hypernet import Hypernet, HypernetConfig
+
+BASE_RECORD = "zett_base.json"  # which base run (and checkpoint step) the hypernetwork was trained for
+TEXT_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")
+
+
+def padded_vocab(size: int) -> int:
+    return -(-int(size) // 128) * 128
+
+
+@dataclasses.dataclass
+class Base:
+    """A frozen base LM: its backbone settings, tokenizer and parameters (on the host's devices)."""
+
+    workdir: Path
+    cfg: Any
+    backbone: BackboneConfig
+    tokenizer: Any
+    params: Any
+    step: int
+    tied: bool
+
+    @property
+    def d_model(self) -> int:
+        return self.backbone.d_model
+
+
+def load_base(workdir: str | Path) -> Base:
+    from lexi.inference import load_for_inference
+
+    if not str(workdir):
+        raise UserError("config.base_workdir is empty: set it to the run directory of the base model, "
+                        "e.g. --config.base_workdir=runs/base")
+    loaded = load_for_inference(Path(workdir))
+    emb = dict(loaded.run.cfg.embedding)
+    if emb.get("kind", "trainable") != "trainable":
+        raise UserError(f"{workdir} is a {emb.get('kind')!r} model; ZeTT transfers standard language models "
+                        "(config.embedding.kind 'trainable'), whose embedding matrices it can predict")
+    return Base(Path(workdir), loaded.run.cfg, loaded.model.backbone, loaded.tokenizer, loaded.params,
+                loaded.step, bool(emb.get("tied", True)))
+
+
+def frozen_arrays(base: Base) -> dict:
+    """What the hypernetwork and the frozen LM read: backbone weights and the base matrices."""
+    e = base.params["embedding"]
+    out = {"body": base.params["body"], "base_in": e["table"]}
+    if not base.tied:
+        out["base_out"] = e["head"]
+    return out
+
+
+def hypernet_config(cfg, base: Base) -> HypernetConfig:
+    h = dict(cfg.hypernet)
+    return HypernetConfig(d_model=base.d_model, tied=base.tied, dtype=base.backbone.dtype, **h)
+
+
+@dataclasses.dataclass
+class ZettRun(Run):
+    base: Optional[Base] = None
+    hypernet: Optional[Hypernet] = None
+    frozen: Any = None  # device arrays of `frozen_arrays(base)`, laid out on this run's mesh
+    vocab_size: int = 0  # padded
+    init_args: tuple = ()  # what `hypernet.init` takes after the key
+
+
+def make_zett_steps(lm: LanguageModel, hypernet: Hypernet, tx, *, aux_weight: float, identity_steps: int = 0,
+                    schedule=None):
+    """Pure (train_step, eval_step). Batches: `text` (the LM keys, [B, L]) and `vocab`
+    (pieces [V, P], lengths [V], mask [V], special [V]) of the step's tokenizer."""
+
+    def predict(hparams, frozen, vocab):
+        return hypernet.apply({"params": hparams}, vocab["pieces"], vocab["special"], frozen["base_in"],
+                              frozen.get("base_out"))
+
+    def lm_nll(rows_in, rows_out, frozen, text, vocab):
+        return sequence_nll(lm, {"params": {"body": frozen["body"]}}, text, tables(rows_in, rows_out, vocab["mask"]))
+
+    def aux_mse(rows_in, rows_out, frozen, vocab):
+        """Mean squared error toward the base rows, over tokens that are one base piece."""
+        single = (vocab["lengths"] == 1) & vocab["mask"] & ~vocab["special"]
+        first = jnp.maximum(vocab["pieces"][:, 0], 0)
+        err = jnp.mean(jnp.square(rows_in - jnp.take(frozen["base_in"], first, axis=0)), axis=-1)
+        if "base_out" in frozen:
+            err = err + jnp.mean(jnp.square(rows_out - jnp.take(frozen["base_out"], first, axis=0)), axis=-1)
+        return jnp.sum(err * single) / jnp.maximum(jnp.sum(single), 1)
+
+    def train_step(state: TrainState, frozen, text, vocab, rng):
+        lm_weight = (state.step >= identity_steps).astype(jnp.float32)
+
+        def f(hparams):
+            rows_in, rows_out = predict(hparams, frozen, vocab)
+            nll, count = lm_nll(rows_in, rows_out, frozen, text, vocab)
+            lm_loss = nll / jnp.maximum(count, 1.0)
+            aux = aux_mse(rows_in, rows_out, frozen, vocab)
+            return lm_weight * lm_loss + aux_weight * aux, (lm_loss, aux, count)
+
+        (loss, (lm_loss, aux, count)), grads = jax.value_and_grad(f, has_aux=True)(state.params)
+        grad_norm = optax.tree_utils.tree_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        updates, new_opt = tx.update(grads, state.opt_state, state.params)
+        new_params = optax.apply_updates(state.params, updates)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+        new_state = state.replace(step=state.step + 1, params=keep(new_params, state.params),
+                                  opt_state=keep(new_opt, state.opt_state))
+        metrics = {"loss": loss, "lm_loss": lm_loss, "aux_mse": aux, "grad_norm": grad_norm, "tokens": count,
+                   "finite": finite}
+        if schedule is not None:
+            metrics["lr"] = schedule(state.step)
+        return new_state, metrics
+
+    def eval_step(hparams, frozen, text, vocab, num_bytes_B):
+        rows_in, rows_out = predict(hparams, frozen, vocab)
+        nll, count = lm_nll(rows_in, rows_out, frozen, text, vocab)
+        return {"nll": nll, "count": count, "bytes": jnp.sum(num_bytes_B)}
+
+    return train_step, eval_step
+
+
+def assemble(cfg, workdir: Optional[Path] = None) -> ZettRun:
+    """Hypernetwork, frozen base on this mesh, optimizer and shardings; writes nothing."""
+    if cfg.train.grad_accum != 1:
+        raise UserError("ZeTT training takes config.train.grad_accum = 1 (the hypernetwork runs once per step)")
+    z, h = cfg.zett, cfg.hypernet
+    if not 260 < z.vocab_size:
+        raise UserError(f"config.zett.vocab_size ({z.vocab_size}) must exceed 260: sampled tokenizers hold the "
+                        "256 bytes and 4 special tokens besides their pieces")
+    if h.pieces < 1 or h.num_layers < 1:
+        raise UserError(f"config.hypernet.pieces ({h.pieces}) and num_layers ({h.num_layers}) must be positive")
+    base = load_base(cfg.base_workdir)
+    # the backbone is the base's: recorded in this run's config.json for transfer and reports
+    cfg.model = ml_collections.ConfigDict(dataclasses.asdict(base.backbone))
+    mesh = sharding.make_mesh(dict(cfg.mesh.shape))
+    rules = sharding.rules_from_config(cfg.mesh)
+    hcfg = hypernet_config(cfg, base)
+    hypernet = Hypernet(hcfg)
+    v = padded_vocab(cfg.zett.vocab_size)
+    lm = LanguageModel(base.backbone, PredictedEmbedding(vocab_size=v, d_model=base.d_model))
+    tx, schedule = opt_lib.make_optimizer(cfg.train), opt_lib.make_schedule(cfg.train)
+    frozen_host = frozen_arrays(base)
+    dummy = (jnp.zeros((v, hcfg.pieces), jnp.int32), jnp.zeros((v,), bool), frozen_host["base_in"],
+             frozen_host.get("base_out"))
+    boxed = jax.eval_shape(lambda k: hypernet.init(k, *dummy), jax.random.key(0))["params"]
+    param_sh = sharding.tree_shardings(boxed, mesh, rules)
+    params_abs = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nn.meta.unbox(boxed))
+    opt_abs = jax.eval_shape(tx.init, params_abs)
+    opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
+                                   transform_non_params=lambda _: sharding.replicated(mesh))
+    state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh, constants={})
+    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs,
+                          constants={})
+    frozen = jax.tree_util.tree_map(
+        lambda a: jax.device_put(a, NamedSharding(mesh, a.sharding.spec)), frozen_host)
+    run = ZettRun(cfg, mesh, lm, tx, schedule, state_sh, abstract_with_shardings(abstract, state_sh),
+                  tokenizer=base.tokenizer, workdir=workdir, base=base, hypernet=hypernet, frozen=frozen,
+                  vocab_size=v, init_args=dummy)
+    return run
+
+
+class ZettTask(Task):
+    def check_resume(self, cfg, workdir: Path) -> None:
+        record = workdir / BASE_RECORD
+        if not record.exists():
+            return
+        saved = json.loads(record.read_text())
+        now = load_base(cfg.base_workdir)
+        if saved.get("step") != now.step or Path(saved.get("workdir", "")).resolve() != now.workdir.resolve():
+            raise UserError(f"{workdir} holds a hypernetwork for the base {saved.get('workdir')} at step "
+                            f"{saved.get('step')}, but config.base_workdir is {now.workdir} at step {now.step}; "
+                            "use a new --workdir, or point base_workdir at the original base run")
+        old = json.loads((workdir / "config.json").read_text())
+        if old.get("hypernet") != cfg.hypernet.to_dict():
+            raise UserError(f"{workdir} holds a different hypernetwork ({old.get('hypernet')}); use a new --workdir")
+
+    def build_run(self, cfg, workdir: Path) -> ZettRun:
+        run = assemble(cfg, workdir)
+        if jax.process_index() == 0:
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / BASE_RECORD).write_text(json.dumps(
+                {"workdir": str(run.base.workdir.resolve()), "step": run.base.step}, indent=2) + "\n")
+            run.base.tokenizer.save(workdir)
+        return run
+
+    def data(self, cfg, run: ZettRun) -> tuple[Any, list[dict]]:
+        from lexi.data.corpora import get_corpus
+        from lexi.zett.sampler import ZettBatches
+
+        corpus = get_corpus(cfg.data)
+        z, t = cfg.zett, cfg.train
+
+        def batches(split: str, seed: int, batch_size: int):
+            return ZettBatches(list(corpus.documents(split)), run.base.tokenizer, seq_len=cfg.data.seq_len,
+                               batch_size=batch_size, vocab_size=z.vocab_size, pieces_per_token=cfg.hypernet.pieces,
+                               window=z.window, seed=seed, process_index=jax.process_index(),
+                               process_count=jax.process_count(), noise_mu=z.noise_mu, noise_sigma=z.noise_sigma)
+
+        val_source = batches("validation", cfg.seed + 1_000_003, t.batch_size)
+        val = [val_source.batch_at(i) for i in range(t.eval_batches)]
+        return batches("train", cfg.seed, t.batch_size), val
+
+    def init_state(self, run: ZettRun, seed: int) -> TrainState:
+        def make(key):
+            params = nn.meta.unbox(run.hypernet.init(key, *run.init_args)["params"])
+            return TrainState(step=jnp.int32(0), params=params, opt_state=run.tx.init(params))
+
+        return jax.jit(make, out_shardings=run.state_shardings)(jax.random.key(seed))
+
+    def compile(self, run: ZettRun, val: list[dict]) -> tuple[StepFn, EvalFn]:
+        cfg, mesh = run.cfg, run.mesh
+        train_step, eval_step = make_zett_steps(run.model, run.hypernet, run.tx, aux_weight=cfg.zett.aux_weight,
+                                                identity_steps=cfg.zett.identity_steps, schedule=run.schedule)
+        frozen_sh = jax.tree_util.tree_map(lambda a: a.sharding, run.frozen)
+        text_sh = {k: sharding.batch_sharding(mesh) for k in TEXT_KEYS}
+        vocab_sh = vocab_shardings(mesh, run.vocab_size)
+        repl = sharding.replicated(mesh)
+        jit_train = jax.jit(train_step, in_shardings=(run.state_shardings, frozen_sh, text_sh, vocab_sh, repl),
+                            out_shardings=(run.state_shardings, repl), donate_argnums=(0,))
+        jit_eval = jax.jit(eval_step, in_shardings=(run.state_shardings.params, frozen_sh, text_sh, vocab_sh,
+                                                    sharding.batch_sharding(mesh, 1)), out_shardings=repl)
+
+        def on_device(local: dict):
+            text = sharding.global_batch({k: local["text"][k] for k in TEXT_KEYS}, mesh)
+            vocab = {k: _global(np.asarray(a), vocab_sh[k]) for k, a in local["vocab"].items()}
+            return text, vocab
+
+        def step(state, local: dict, rng):
+            text, vocab = on_device(local)
+            with sharding.activation_context(mesh, run.rules):
+                return jit_train(state, run.frozen, text, vocab, rng)
+
+        def evaluate(state, rng) -> float:
+            nll, total_bytes = 0.0, 0.0
+            for vb in val:
+                text, vocab = on_device(vb)
+                nb = sharding.global_batch({"b": np.asarray(vb["text"]["num_bytes"], np.float32)}, mesh)["b"]
+                with sharding.activation_context(mesh, run.rules):
+                    out = jit_eval(state.params, run.frozen, text, vocab, nb)
+                nll, total_bytes = nll + float(out["nll"]), total_bytes + float(out["bytes"])
+            return nll / math.log(2) / max(total_bytes, 1.0)
+
+        return step, evaluate
+
+    def flops_per_token(self, run: ZettRun) -> float:
+        """Backbone forward and input-gradient pass (no weight gradients: 2 forwards) plus the
+        hypernetwork's training FLOPs per step spread over the step's text tokens."""
+        cfg = run.cfg
+        lm = 2.0 * flops_lib.forward_flops_per_token(run.base.backbone, run.vocab_size, cfg.data.seq_len)
+        h = hypernet_config(cfg, run.base)
+        d, p = h.d_model, h.pieces
+        per_piece = h.num_layers * (2 * 4 * d * d + 2 * 2 * h.mlp_ratio * d * d + 2 * 2 * d * p)
+        per_token = p * (per_piece + 2 * d * d * (1 if h.tied else 2)) + 2 * d * d * (1 if h.tied else 2)
+        tokens = cfg.train.batch_size * cfg.data.seq_len
+        return lm + 3.0 * run.vocab_size * per_token / tokens
+
+
+def vocab_shardings(mesh, vocab_size: int) -> dict:
+    """Vocabulary rows split over the data-parallel devices: the hypernetwork's work (one
+    encoder pass per token) is spread like a batch; replicated if they do not divide it."""
+    axes = tuple(a for a in sharding.BATCH_AXES if mesh.shape[a] > 1)
+    split = axes and vocab_size % math.prod(mesh.shape[a] for a in axes) == 0
+    row = lambda nd: NamedSharding(mesh, P(axes if split else None, *([None] * (nd - 1))))
+    return {"pieces": row(2), "lengths": row(1), "mask": row(1), "special": row(1)}
+
+
+def _global(a: np.ndarray, s: NamedSharding) -> jax.Array:
+    """Every process holds the whole vocabulary array: each supplies its devices' slices."""
+    return jax.make_array_from_callback(a.shape, s, lambda idx: a[idx])
+

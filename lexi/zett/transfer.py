@@ -1,0 +1,155 @@
+"""Embedding matrices for a new tokenizer: from the trained hypernetwork, or from a baseline.
+
+`predict_rows` runs a trained ZeTT hypernetwork over a tokenizer's whole vocabulary;
+`baseline_rows` gives the heuristics it is compared with:
+  fvt      mean of the base rows of the token's base pieces (Gee et al.'s FVT)
+  lexical  the base row of the base token with exactly the same bytes, else FVT
+  random   Gaussian rows with the base matrix's per-dimension mean and std
+Special tokens always take the base row of the same role. `write_run` turns rows into a
+normal lexi run directory (base backbone, new tokenizer, new matrices, step 0), which
+`lexi eval`, `lexi compare` and `lexi train` (continued training) accept.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lexi.errors import UserError
+from lexi.train.checkpoint import Checkpointer
+from lexi.train.state import TrainState
+from lexi.zett.task import Base, ZettRun, assemble, frozen_arrays, padded_vocab
+from lexi.zett.vocab import byte_vocab, decompose
+
+FVT_PIECES = 64  # FVT averages every piece; tokens longer than this in base pieces are cut
+BASELINES = ("fvt", "lexical", "random")
+
+
+@dataclasses.dataclass
+class Trained:
+    run: ZettRun
+    params: Any
+    step: int
+
+    @property
+    def base(self) -> Base:
+        return self.run.base
+
+
+def load_trained(workdir: str | Path) -> Trained:
+    """A ZeTT run directory's newest hypernetwork (and its base, from config.base_workdir)."""
+    workdir = Path(workdir)
+    cfg_path = workdir / "config.json"
+    if not cfg_path.exists():
+        raise UserError(f"{workdir} is not a lexi run directory (no config.json)")
+    cfg = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
+    if cfg.get("task") != "zett":
+        raise UserError(f"{workdir} is not a ZeTT run (config task {cfg.get('task', 'lm')!r}); train one with "
+                        "`lexi train --config configs/zett.py:small --config.base_workdir=...`")
+    run = assemble(cfg, workdir)
+    ckpt = Checkpointer(workdir / "checkpoints", async_save=False)
+    step = ckpt.latest_step()
+    if step is None:
+        raise UserError(f"{workdir} has no checkpoint yet; train it with `lexi train` first")
+    state, _ = ckpt.restore(step, run.abstract_state)
+    ckpt.close()
+    return Trained(run, state.params, step)
+
+
+def special_mask(tok) -> np.ndarray:
+    m = np.zeros(tok.vocab_size, bool)
+    m[[i for i in tok.special_ids if 0 <= i < tok.vocab_size]] = True
+    return m
+
+
+def predict_rows(trained: Trained, tok, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(input rows, output rows) float32 [V, D] for tokenizer `tok`, in padded chunks (one compile)."""
+    run = trained.run
+    dec = decompose(byte_vocab(tok), trained.base.tokenizer, run.hypernet.cfg.pieces)
+    special = special_mask(tok)
+    v = tok.vocab_size
+    chunk = min(chunk, padded_vocab(v))
+    apply = jax.jit(lambda p, pieces, sp, frozen: run.hypernet.apply(
+        {"params": p}, pieces, sp, frozen["base_in"], frozen.get("base_out")))
+    outs_in, outs_out = [], []
+    for lo in range(0, v, chunk):
+        pieces = np.full((chunk, dec.ids_VxL.shape[1]), -1, np.int32)
+        pieces[:, 0] = 0
+        sp = np.zeros(chunk, bool)
+        n = min(chunk, v - lo)
+        pieces[:n], sp[:n] = dec.ids_VxL[lo:lo + n], special[lo:lo + n]
+        rows_in, rows_out = apply(trained.params, jnp.asarray(pieces), jnp.asarray(sp), run.frozen)
+        outs_in.append(np.asarray(rows_in)[:n])
+        outs_out.append(np.asarray(rows_out)[:n])
+    return np.concatenate(outs_in), np.concatenate(outs_out)
+
+
+def baseline_rows(base: Base, tok, method: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    frozen = {k: np.asarray(v) for k, v in frozen_arrays(base).items() if k != "body"}
+    mats = [frozen["base_in"]] + ([frozen["base_out"]] if "base_out" in frozen else [])
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        rows = [m.mean(0) + m.std(0) * rng.standard_normal((tok.vocab_size, m.shape[1])).astype(np.float32)
+                for m in mats]
+        rows = _keep_specials(rows, mats, base, tok)
+    elif method in ("fvt", "lexical"):
+        dec = decompose(byte_vocab(tok), base.tokenizer, FVT_PIECES, lexical=False)
+        valid = dec.ids_VxL >= 0
+        ids = np.maximum(dec.ids_VxL, 0)
+        rows = [(m[ids] * valid[..., None]).sum(1) / np.maximum(valid.sum(1), 1)[:, None] for m in mats]
+        if method == "lexical":
+            same = _same_bytes(byte_vocab(tok), byte_vocab(base.tokenizer))
+            hit = same >= 0
+            rows = [np.where(hit[:, None], m[np.maximum(same, 0)], r) for m, r in zip(mats, rows)]
+    else:
+        raise UserError(f"unknown baseline {method!r}; choose one of {BASELINES}")
+    rows = [r.astype(np.float32) for r in rows]
+    return rows[0], rows[-1]
+
+
+def _same_bytes(target, base) -> np.ndarray:
+    """For every target id, the base id with exactly the same (non-empty) bytes, or -1."""
+    index = {}
+    for i, b in enumerate(base.pieces):
+        if b and i not in base.roles:
+            index.setdefault(b, i)
+    return np.asarray([index.get(b, -1) if b and i not in target.roles else -1
+                       for i, b in enumerate(target.pieces)], np.int64)
+
+
+def _keep_specials(rows, mats, base, tok):
+    """Special ids keep the base row of the same role (what `decompose` maps them to)."""
+    dec = decompose(byte_vocab(tok), base.tokenizer, 1)
+    sp = special_mask(tok)
+    return [np.where(sp[:, None], m[np.maximum(dec.ids_VxL[:, 0], 0)], r) for m, r in zip(mats, rows)]
+
+
+def write_run(base: Base, tok, rows_in: np.ndarray, rows_out: np.ndarray, out: str | Path, source: dict) -> Path:
+    """A lexi run directory with the base backbone, tokenizer `tok` and these rows at step 0."""
+    from lexi.config import to_json
+    from lexi.train.setup_run import build_run
+
+    out = Path(out)
+    if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+        raise UserError(f"{out} already holds a run; choose a new --out-workdir")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = ml_collections.ConfigDict(base.cfg.to_dict())
+    cfg.data.tokenizer.update(kind=tok.name, vocab_size=int(tok.vocab_size), model_file="")
+    tok.save(out)
+    (out / "config.json").write_text(to_json(cfg))
+    (out / "transfer.json").write_text(json.dumps(source, indent=2, sort_keys=True) + "\n")
+    run = build_run(cfg, out)  # reads the tokenizer just saved
+    emb = {"table": rows_in} if base.tied else {"table": rows_in, "head": rows_out}
+    params = {"body": jax.tree_util.tree_map(np.asarray, base.params["body"]), "embedding": emb}
+    state = TrainState(step=jnp.int32(0), params=params, opt_state=run.tx.init(params))
+    state = jax.tree_util.tree_map(lambda a, s: jax.device_put(a, s.sharding), state, run.abstract_state)
+    ckpt = Checkpointer(out / "checkpoints", async_save=False)
+    ckpt.save(0, state, {"step": 0, "skipped_steps": 0, "num_windows": 0})
+    ckpt.close()
+    return out

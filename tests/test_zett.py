@@ -1,0 +1,142 @@
+"""ZeTT hypernetwork: exact start from the base, fixed shapes, training in the shared loop."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lexi.config import load_config
+from lexi.errors import UserError
+from lexi.model.lm import LanguageModel
+from lexi.train.loop import train
+from lexi.zett.embedding import PredictedEmbedding, tables
+from lexi.zett.hypernet import Hypernet, HypernetConfig
+
+
+def _random_base(v=50, d=32, seed=0):
+    r = np.random.default_rng(seed)
+    return jnp.asarray(r.normal(size=(v, d)), jnp.float32), jnp.asarray(r.normal(size=(v, d)), jnp.float32)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_untrained_residual_hypernet_returns_first_piece_rows(tied):
+    base_in, base_out = _random_base()
+    net = Hypernet(HypernetConfig(d_model=32, tied=tied, num_layers=2, num_heads=2, pieces=4))
+    pieces = jnp.asarray([[3, -1, -1, -1], [7, 8, 9, -1], [0, -1, -1, -1], [12, 4, 4, 4]], jnp.int32)
+    special = jnp.asarray([False, False, True, False])
+    params = net.init(jax.random.key(0), pieces, special, base_in, None if tied else base_out)
+    rows_in, rows_out = net.apply(params, pieces, special, base_in, None if tied else base_out)
+    first = np.asarray(pieces[:, 0])
+    np.testing.assert_array_equal(np.asarray(rows_in), np.asarray(base_in)[first])
+    np.testing.assert_array_equal(np.asarray(rows_out), np.asarray(base_in if tied else base_out)[first])
+
+
+def test_trained_hypernet_reads_every_piece_and_keeps_special_rows():
+    base_in, _ = _random_base()
+    net = Hypernet(HypernetConfig(d_model=32, tied=True, num_layers=1, num_heads=2, pieces=4))
+    pieces = jnp.asarray([[7, 8, -1, -1], [7, 9, -1, -1], [1, 2, 3, -1]], jnp.int32)
+    special = jnp.asarray([False, False, True])
+    params = net.init(jax.random.key(0), pieces, special, base_in)
+    params = jax.tree_util.tree_map(lambda p: p + 0.1, params)  # as if trained: heads no longer zero
+    rows, _ = net.apply(params, pieces, special, base_in)
+    assert not np.allclose(rows[0], rows[1])  # same first piece, different second piece
+    np.testing.assert_array_equal(np.asarray(rows[2]), np.asarray(base_in[1]))  # special: its base row
+    padded = pieces.at[0, 3].set(-1)  # already padding: results must not change with padding content
+    np.testing.assert_allclose(net.apply(params, padded, special, base_in)[0], rows, atol=1e-6)
+
+
+def test_predicted_embedding_masks_padded_ids():
+    emb = PredictedEmbedding(vocab_size=4, d_model=8)
+    rows = jnp.ones((4, 8))
+    mask = jnp.asarray([True, True, True, False])
+    lp = emb.apply({}, jnp.ones((1, 2, 8)), jnp.asarray([[0, 1]]), tables(rows, rows, mask),
+                   method=PredictedEmbedding.target_logprobs)
+    np.testing.assert_allclose(np.asarray(lp), np.log(1 / 3), rtol=1e-6)  # three real ids, equal logits
+
+
+# --- with a real (tiny) base model -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, cache_dir):
+    """A tiny standard LM over a 400-piece SentencePiece model: the base to transfer."""
+    work = tmp_path_factory.mktemp("zett") / "base"
+    cfg = load_config("configs/standard.py:tiny", ["--config.data.tokenizer.kind=sentencepiece",
+                                                    "--config.data.tokenizer.vocab_size=400",
+                                                    "--config.model.d_model=32", "--config.model.head_dim=8",
+                                                    "--config.train.steps=30", "--config.data.seq_len=64",
+                                                    "--config.train.progress_bar=false"])
+    cfg.data.cache_dir = str(cache_dir)
+    train(cfg, work)
+    return work
+
+
+def test_untrained_hypernet_reproduces_the_base_model_on_its_own_tokenizer(base_run):
+    from lexi.inference import load_for_inference
+    from lexi.zett.task import frozen_arrays, load_base
+    from lexi.zett.vocab import byte_vocab, decompose
+
+    base = load_base(base_run)
+    dec = decompose(byte_vocab(base.tokenizer), base.tokenizer, 8)
+    v = base.tokenizer.vocab_size
+    special = np.zeros(v, bool)
+    special[list(base.tokenizer.special_ids)] = True
+    net = Hypernet(HypernetConfig(d_model=base.d_model, tied=base.tied, num_layers=1, num_heads=2))
+    frozen = frozen_arrays(base)
+    params = net.init(jax.random.key(1), jnp.asarray(dec.ids_VxL), jnp.asarray(special), frozen["base_in"])
+    rows_in, rows_out = net.apply(params, jnp.asarray(dec.ids_VxL), jnp.asarray(special), frozen["base_in"])
+    np.testing.assert_array_equal(np.asarray(rows_in), np.asarray(frozen["base_in"]))
+
+    loaded = load_for_inference(base_run)
+    text = "In the beginning God created the heaven and the earth. And the earth was without form."
+    ids = jnp.asarray([[base.tokenizer.bos_id] + base.tokenizer.encode(text)], jnp.int32)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    want = loaded.model.apply(loaded.variables, inputs, targets, None)
+    lm = LanguageModel(base.backbone, PredictedEmbedding(vocab_size=v, d_model=base.d_model))
+    got = lm.apply({"params": {"body": frozen["body"]}}, inputs, targets,
+                   tables(rows_in, rows_out, jnp.ones(v, bool)))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+
+def _zett_tiny(base_run, cache_dir, *extra):
+    cfg = load_config("configs/zett.py:tiny", [f"--config.base_workdir={base_run}",
+                                               "--config.train.progress_bar=false", *extra])
+    cfg.data.cache_dir = str(cache_dir)
+    return cfg
+
+
+def test_steps_with_different_sampled_tokenizers_compile_once(base_run, cache_dir):
+    from lexi.train.task import task_for
+
+    cfg = _zett_tiny(base_run, cache_dir)
+    task = task_for(cfg)
+    run = task.build_run(cfg, base_run.parent / "compile_once")
+    batches, val = task.data(cfg, run)
+    b0, b1 = batches.batch_at(0), batches.batch_at(1)
+    assert not np.array_equal(b0["vocab"]["pieces"], b1["vocab"]["pieces"])  # two different tokenizers
+    step, _ = task.compile(run, val)
+    state = task.init_state(run, 0)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: compiles.append(name) if name == "/jax/core/compile/backend_compile_duration" else None)
+    rng = jax.random.key(0)
+    state, _ = step(state, b0, rng)
+    first = len(compiles)
+    state, m = step(state, b1, rng)
+    assert first >= 1 and len(compiles) == first, "the second tokenizer recompiled the step"
+    assert np.isfinite(float(m["loss"]))
+
+
+def test_zett_trains_in_the_shared_loop_and_resumes(base_run, cache_dir, tmp_path):
+    from lexi.train.metrics_log import read_metrics
+
+    work = tmp_path / "zett"
+    train(_zett_tiny(base_run, cache_dir), work, stop_at=10)
+    last = train(_zett_tiny(base_run, cache_dir), work)
+    rows = read_metrics(work)
+    assert rows[-1]["step"] == 20 and np.isfinite(last["val_loss"]) and "aux_mse" in last
+    assert json.loads((work / "zett_base.json").read_text())["step"] == 30
+    saved = json.loads((work / "config.json").read_text())
+    assert saved["model"]["d_model"] == 32  # the base's backbone is recorded
+    with pytest.raises(UserError, match="base_workdir is empty"):
+        train(_zett_tiny("", cache_dir), tmp_path / "nobase")
