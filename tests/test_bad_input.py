@@ -105,8 +105,8 @@ CASES = [
          r"tok.json is not a lexi tokenizer file|tok.json is not a tokenizer"),
     Case("sample-no-checkpoint", lambda t, r: ["sample", "--workdir", str(t / "nowhere"), "--prompt", "x"],
          r"is not a lexi run directory"),
-    Case("compare-unevaluated-run", lambda t, r: ["compare", str(r), "--out", str(t / "cmp")],
-         r"has no eval/results.json; run `lexi eval"),
+    Case("compare-untrained-run", lambda t, r: ["compare", str(t), "--out", str(t / "cmp")],
+         r"has neither eval/results.json nor metrics.jsonl; train it with `lexi train` or evaluate it"),
 ]
 
 

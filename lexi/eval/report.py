@@ -32,6 +32,23 @@ def plot_loss_by_position(named: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_validation_loss(named: dict[str, dict], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, res in named.items():
+        curve = res.get("training", {}).get("val_curve")
+        if curve:
+            ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation loss")
+    ax.set_title("Validation loss during training")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_key_precision(named: dict[str, dict], path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -60,6 +77,11 @@ def _fmt(v) -> str:
 def summary_rows(res: dict) -> dict[str, float]:
     """The headline numbers of one run, in a fixed order."""
     row: dict[str, float] = {}
+    t = res.get("training")
+    if t:
+        row["training steps"] = t["steps"]
+        if t.get("val_loss") is not None:
+            row["validation loss (training)"] = t["val_loss"]
     p = res.get("perplexity")
     if p:
         curve = np.asarray(p["loss_by_position_raw"])
@@ -102,8 +124,13 @@ def markdown_table(named: dict[str, dict]) -> str:
 
 def write_report(named: dict[str, dict], out_dir: Path, title: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"loss_by_position": out_dir / "loss_by_position.png"}
-    plot_loss_by_position(named, paths["loss_by_position"])
+    paths = {}
+    if any("perplexity" in r for r in named.values()):
+        paths["loss_by_position"] = out_dir / "loss_by_position.png"
+        plot_loss_by_position(named, paths["loss_by_position"])
+    if any(r.get("training", {}).get("val_curve") for r in named.values()):
+        paths["validation_loss"] = out_dir / "validation_loss.png"
+        plot_validation_loss(named, paths["validation_loss"])
     if any("cipher" in r and "key_precision_by_window" in r["cipher"] for r in named.values()):
         paths["key_precision"] = out_dir / "key_precision.png"
         plot_key_precision(named, paths["key_precision"])
@@ -116,9 +143,20 @@ def write_report(named: dict[str, dict], out_dir: Path, title: str) -> dict[str,
 
 
 def load_results(run_dir: Path) -> dict:
+    """A run's eval/results.json (if evaluated) plus its training record from metrics.jsonl
+    (if trained here): the final validation loss and its curve."""
+    from lexi.train.metrics_log import read_metrics
+
     path = Path(run_dir) / "eval" / "results.json"
-    if not path.exists():
+    res = json.loads(path.read_text()) if path.exists() else {}
+    metrics = read_metrics(Path(run_dir)) if (Path(run_dir) / "metrics.jsonl").exists() else []
+    if metrics:
+        val = [(int(m["step"]), float(m["val_loss"])) for m in metrics if "val_loss" in m]
+        res["training"] = {"steps": int(metrics[-1]["step"]), "val_loss": val[-1][1] if val else None,
+                           "val_curve": val}
+    if not res:
         from lexi.errors import UserError
 
-        raise UserError(f"{run_dir} has no eval/results.json; run `lexi eval --workdir {run_dir}` first")
-    return json.loads(path.read_text())
+        raise UserError(f"{run_dir} has neither eval/results.json nor metrics.jsonl; train it with `lexi train` "
+                        f"or evaluate it with `lexi eval --workdir {run_dir}` first")
+    return res
