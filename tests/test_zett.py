@@ -127,12 +127,19 @@ def test_steps_with_different_sampled_tokenizers_compile_once(base_run, cache_di
     assert np.isfinite(float(m["loss"]))
 
 
-def test_zett_trains_in_the_shared_loop_and_resumes(base_run, cache_dir, tmp_path):
-    from lexi.train.metrics_log import read_metrics
-
-    work = tmp_path / "zett"
+@pytest.fixture(scope="module")
+def zett_run(base_run, cache_dir):
+    """The tiny hypernetwork, trained to step 10, stopped, then resumed to 20."""
+    work = base_run.parent / "zett"
     train(_zett_tiny(base_run, cache_dir), work, stop_at=10)
     last = train(_zett_tiny(base_run, cache_dir), work)
+    return work, last
+
+
+def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, cache_dir, tmp_path):
+    from lexi.train.metrics_log import read_metrics
+
+    work, last = zett_run
     rows = read_metrics(work)
     assert rows[-1]["step"] == 20 and np.isfinite(last["val_loss"]) and "aux_mse" in last
     assert json.loads((work / "zett_base.json").read_text())["step"] == 30
@@ -140,3 +147,55 @@ def test_zett_trains_in_the_shared_loop_and_resumes(base_run, cache_dir, tmp_pat
     assert saved["model"]["d_model"] == 32  # the base's backbone is recorded
     with pytest.raises(UserError, match="base_workdir is empty"):
         train(_zett_tiny("", cache_dir), tmp_path / "nobase")
+
+
+class _FakeBase:
+    """What the baselines read of a base: its tokenizer and embedding table."""
+
+    def __init__(self, tokenizer, table):
+        self.tokenizer, self.tied = tokenizer, True
+        self.params = {"body": {}, "embedding": {"table": table}}
+
+
+def test_baselines_on_a_tiny_case():
+    from lexi.tokenizers import CharTokenizer
+    from lexi.zett.sampler import unigram_tokenizer
+    from lexi.zett.transfer import baseline_rows
+
+    char = CharTokenizer()
+    table = np.random.default_rng(0).normal(size=(char.vocab_size, 8)).astype(np.float32)
+    base = _FakeBase(char, table)
+    target = unigram_tokenizer([("ab", -1.0), ("a", -2.0), ("b", -2.0), ("xyz", -3.0)])
+    ids = {p: target._sp.piece_to_id(p) for p in ("ab", "a", "xyz")}
+    fvt, _ = baseline_rows(base, target, "fvt")
+    np.testing.assert_allclose(fvt[ids["ab"]], (table[ord("a")] + table[ord("b")]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(fvt[ids["xyz"]], table[[ord(c) for c in "xyz"]].mean(0), rtol=1e-6)
+    lexical, _ = baseline_rows(base, target, "lexical")
+    np.testing.assert_array_equal(lexical[ids["a"]], table[ord("a")])  # shared token: copied
+    np.testing.assert_array_equal(lexical[ids["ab"]], fvt[ids["ab"]])  # not shared: FVT
+    rand, _ = baseline_rows(base, target, "random", seed=1)
+    np.testing.assert_array_equal(rand[target.bos_id], table[char.bos_id])  # specials keep base rows
+    normal = [i for i in range(target.vocab_size) if i not in target.special_ids]
+    assert abs(rand[normal].std() - table.std()) < 0.15 and not np.allclose(rand[ids["a"]], table[ord("a")])
+
+
+def test_transfer_writes_a_run_that_evaluates_and_trains_on(zett_run, capsys):
+    from lexi import cli
+    from lexi.zett.evaluate import run_zett_eval
+
+    work, _ = zett_run
+    report, path = run_zett_eval(work, "byte", max_documents=3)
+    assert set(report["bits_per_byte"]) == {"original", "hypernet", "fvt", "lexical", "random"}
+    assert all(np.isfinite(v) for v in report["bits_per_byte"].values()) and path.exists()
+    assert report["tokens_per_byte"]["target"] == pytest.approx(1.0, abs=0.01)  # bytes: one token per byte
+    assert report["bits_per_byte"]["random"] > report["bits_per_byte"]["lexical"]
+
+    moved = work.parent / "moved"
+    assert cli.main(["zett", "transfer", "--workdir", str(work), "--tokenizer", "byte",
+                     "--out-workdir", str(moved)]) == 0
+    assert cli.main(["eval", "--workdir", str(moved), "--suite", "perplexity", "--sequences", "4"]) == 0
+    res = json.loads((moved / "eval" / "results.json").read_text())
+    assert np.isfinite(res["perplexity"]["bits_per_byte"])
+    assert cli.main(["train", "--config", str(moved / "config.json"), "--workdir", str(moved),
+                     "--config.train.steps=3", "--config.train.progress_bar=false"]) == 0
+    assert "val_loss=" in capsys.readouterr().out
