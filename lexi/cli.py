@@ -1,4 +1,4 @@
-"""`lexi` command line: train, sample, eval, compare, glyphs, zett (transfer, eval).
+"""`lexi` command line: train, sample, eval, compare, glyphs, tokenizer, zett (transfer, eval).
 
 Mistakes a user can fix (lexi.errors.UserError) print one line and exit with status 2;
 `--debug` shows the traceback too.
@@ -104,6 +104,26 @@ def _cmd_glyphs(args, overrides) -> int:
     return 0
 
 
+def _cmd_tokenizer(args, overrides) -> int:
+    from lexi import config as config_lib
+    from lexi import tokenizers
+    from lexi.data.corpora import get_corpus
+    from lexi.train.setup_run import cache_dir
+
+    cfg = config_lib.base_config()
+    cfg.data.corpus = args.corpus
+    cfg.data.tokenizer.update(kind=args.kind, vocab_size=args.vocab_size, model_type=args.model_type,
+                              num_ngrams=args.num_ngrams)
+    config_lib.apply_overrides(cfg, overrides)
+    corpus = get_corpus(cfg.data)
+    tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg),
+                                 corpus_key=corpus.fingerprint())
+    path = tok.save(Path(args.out))
+    print(f"wrote {path}: {tok.name}, {tok.vocab_size} ids, trained on {corpus.name} (train split); "
+          f"load it with lexi.tokenizers.load({str(Path(args.out))!r})")
+    return 0
+
+
 def _cmd_zett_transfer(args, overrides) -> int:
     from lexi import tokenizers
     from lexi.zett.transfer import baseline_rows, load_trained, predict_rows, write_run
@@ -199,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cell-px", type=int, default=32, help="pixels per character cell: 32 (1024 dims) or 64 (4096)")
     g.add_argument("--cache-dir", default=None, help="default: $LEXI_CACHE or ~/.cache/lexi")
     g.set_defaults(fn=_cmd_glyphs)
+
+    k = sub.add_parser("tokenizer", help="train a tokenizer on a corpus and save it in a directory",
+                       description="Data overrides as for train, e.g. --config.data.files='a/*.txt' with "
+                                   "--corpus text_files.")
+    k.add_argument("--corpus", default="kjv", help="kjv | python_code | text_files | tfds:<name>")
+    k.add_argument("--kind", default="sentencepiece", help="sentencepiece | unicode (n-grams) | char | byte")
+    k.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece")
+    k.add_argument("--model-type", default="unigram", help="sentencepiece: unigram | bpe")
+    k.add_argument("--num-ngrams", type=int, default=0, help="unicode: learned n-grams")
+    k.add_argument("--out", required=True, help="directory for tokenizer.json (+ model file)")
+    k.set_defaults(fn=_cmd_tokenizer)
 
     z = sub.add_parser("zett", help="zero-shot tokenizer transfer with a trained ZeTT hypernetwork")
     zsub = z.add_subparsers(dest="zett_command", required=True)

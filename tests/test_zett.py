@@ -117,8 +117,9 @@ def test_steps_with_different_sampled_tokenizers_compile_once(base_run, cache_di
     step, _ = task.compile(run, val)
     state = task.init_state(run, 0)
     compiles = []
+    event = "/jax/core/compile/backend_compile_duration"
     jax.monitoring.register_event_duration_secs_listener(
-        lambda name, secs, **kw: compiles.append(name) if name == "/jax/core/compile/backend_compile_duration" else None)
+        lambda name, secs, **kw: compiles.append(name) if name == event else None)
     rng = jax.random.key(0)
     state, _ = step(state, b0, rng)
     first = len(compiles)
@@ -199,3 +200,13 @@ def test_transfer_writes_a_run_that_evaluates_and_trains_on(zett_run, capsys):
     assert cli.main(["train", "--config", str(moved / "config.json"), "--workdir", str(moved),
                      "--config.train.steps=3", "--config.train.progress_bar=false"]) == 0
     assert "val_loss=" in capsys.readouterr().out
+
+
+def test_tokenizer_command_trains_and_saves_a_target(tmp_path, cache_dir, capsys):
+    from lexi import cli, tokenizers
+
+    out = tmp_path / "bpe"
+    assert cli.main(["tokenizer", "--corpus", "kjv", "--vocab-size", "400", "--model-type", "bpe",
+                     "--out", str(out), f"--config.data.cache_dir={cache_dir}"]) == 0
+    tok = tokenizers.load(out)
+    assert tok.vocab_size == 400 and tok.decode(tok.encode("And God said")) == "And God said"

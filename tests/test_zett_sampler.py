@@ -14,7 +14,8 @@ ENGLISH = ("In the beginning God created the heaven and the earth.\nAnd the eart
            "and darkness was upon the face of the deep.\n\n\nAnd God said, Let there be light: and there was light.")
 CODE = ("def frobnicate(x, y=None):\n    \"\"\"Twice x.\"\"\"\n    if y is None:\n        return 2 * x\n\n"
         "\treturn {'x': x, 'y': [y, y]}  # tabs, braces\n\n\n\nclass A:\n    pass\n")
-UNICODE = "naïve café — 日本語のテキスト 😀🚀 emoji, señor Ωmega\r\n\u00a0non-breaking\u3000ideographic"
+UNICODE = ("naïve café — 日本語のテキスト 😀🚀 emoji, señor Ωmega\r\n"
+           "\u00a0non-breaking\u3000ideographic")
 DOCS = [ENGLISH, CODE, UNICODE, ENGLISH.upper(), CODE.replace("x", "value"), UNICODE[::-1]]
 
 
