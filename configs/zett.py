@@ -46,9 +46,10 @@ def get_config(variant: str = "small"):
         c.data.seq_len = 64
         c.train.update(steps=20, batch_size=4, lr=1e-3, warmup_steps=2, log_every=5, eval_every=10,
                        checkpoint_every=10, eval_batches=2)
-    elif variant == "small":
-        c.train.update(steps=400, batch_size=16, lr=1e-3, warmup_steps=40, log_every=10, eval_every=100,
-                       checkpoint_every=100)
+    elif variant == "small":  # sized for a 2-core CPU: 2,048-id vocabularies, 600 steps
+        c.zett.vocab_size = 2048
+        c.train.update(steps=600, batch_size=16, lr=1e-3, warmup_steps=60, log_every=20, eval_every=200,
+                       checkpoint_every=200)
     elif variant == "paper":
         c.zett.update(vocab_size=32768)
         c.train.update(steps=200_000, batch_size=128, lr=6e-5, warmup_steps=10_000, log_every=100,

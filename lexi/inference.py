@@ -44,6 +44,9 @@ def load_for_inference(workdir: Path) -> Loaded:
     if not cfg_path.exists():
         raise UserError(f"{workdir} is not a lexi run directory (no config.json); train one with `lexi train`")
     cfg = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
+    if cfg.get("task", "lm") == "zett":
+        raise UserError(f"{workdir} holds a ZeTT hypernetwork, not a language model: use `lexi zett eval` or "
+                        f"`lexi zett transfer --workdir {workdir} ...` (which writes a language-model run)")
     ckpt_dir = workdir / "checkpoints"
     if not ckpt_dir.exists():
         raise UserError(f"{workdir} has no checkpoint yet; train it with `lexi train` first")

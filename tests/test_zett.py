@@ -148,6 +148,9 @@ def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, cache_dir, tmp_pat
     assert saved["model"]["d_model"] == 32  # the base's backbone is recorded
     with pytest.raises(UserError, match="base_workdir is empty"):
         train(_zett_tiny("", cache_dir), tmp_path / "nobase")
+    from lexi.inference import load_for_inference
+    with pytest.raises(UserError, match="holds a ZeTT hypernetwork, not a language model"):
+        load_for_inference(work)
 
 
 class _FakeBase:
