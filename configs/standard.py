@@ -13,7 +13,8 @@ Variants (times measured on the project's 2-core x86-64 CPU, nothing else runnin
          loss 2.15 nats/char (3.11 bits/byte).
   small_sp  lexi train --config configs/standard.py:small_sp --workdir runs/base
          small over a 4,000-piece SentencePiece unigram model trained on the corpus: the
-         base model of configs/zett.py. Not run yet.
+         base model of configs/zett.py. 2-core CPU, 27.7 min (the first 90 steps beside the
+         test suite); validation loss 4.38 nats/token (about 1.5 bits/byte, 4.2 chars/token).
   medium lexi train --config configs/standard.py:medium --workdir runs/std_medium
          4 layers, width 128, 4 heads x 32, MLP 512, context 256, batch 32, 2400 steps
          (19.7M tokens), lr 3e-3; pinned to one core (`taskset -c 0`) while the lexinvariant

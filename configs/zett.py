@@ -8,8 +8,12 @@ Validation loss is bits per byte of held-out text under tokenizers sampled from 
          the test size: 1 encoder layer, 512-id sampled vocabularies, batch 4 x 64, 20 steps.
   small  lexi train --config configs/zett.py:small --workdir runs/zett --config.base_workdir=runs/base
          for the base `lexi train --config configs/standard.py:small_sp --workdir runs/base`;
-         3 encoder layers (width = the base's 256), 4,096-id sampled vocabularies, 8 pieces
-         per token, batch 16 x 128 tokens, 400 steps. Not run yet.
+         3 encoder layers (width = the base's 256), 2,048-id sampled vocabularies, 8 pieces
+         per token, batch 16 x 128 tokens, 600 steps; 2-core CPU, 29.1 min (2.9 s a step).
+         Validation 2.42 bits/byte at step 200, 2.31 at 600; `lexi zett eval` on KJV
+         validation: SentencePiece BPE 2,000 1.913 bits/byte vs 1.565 for the original
+         (FVT 2.130), a Python-trained unigram 4,000 3.291 (FVT 4.670), bytes 8.724 (FVT
+         6.180): README, "ZeTT".
   paper  the paper's recipe: 32,768-id vocabularies, batch 128 x 128, AdamW (b2 0.95, weight
          decay 0.01), clip 0.1, 200k steps, bf16. Not run here.
 """
