@@ -137,7 +137,7 @@ def zett_run(base_run, cache_dir):
     return work, last
 
 
-def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, cache_dir, tmp_path):
+def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, base_run, cache_dir, tmp_path):
     from lexi.train.metrics_log import read_metrics
 
     work, last = zett_run
@@ -151,6 +151,16 @@ def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, cache_dir, tmp_pat
     from lexi.inference import load_for_inference
     with pytest.raises(UserError, match="holds a ZeTT hypernetwork, not a language model"):
         load_for_inference(work)
+    with pytest.raises(UserError, match=r"hypernet.num_layers: 1 -> 2"):  # another hypernetwork
+        train(_zett_tiny(base_run, cache_dir, "--config.hypernet.num_layers=2", "--config.train.steps=30"), work)
+    record = work / "zett_base.json"
+    kept = record.read_text()
+    record.write_text(json.dumps({**json.loads(kept), "step": 7}))  # trained for another base checkpoint
+    try:
+        with pytest.raises(UserError, match=r"at step 7, but config.base_workdir is .* at step 30"):
+            train(_zett_tiny(base_run, cache_dir, "--config.train.steps=30"), work)
+    finally:
+        record.write_text(kept)
 
 
 class _FakeBase:

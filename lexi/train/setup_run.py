@@ -50,8 +50,9 @@ def load_tokenizer(cfg, workdir: Path):
     return tok
 
 
-def check_resume_compatible(cfg, workdir: Path) -> None:
-    """Refuse to resume a checkpoint with a different model or embedding."""
+def check_resume_compatible(cfg, workdir: Path, identity: tuple = _IDENTITY_SECTIONS) -> None:
+    """Refuse to resume a checkpoint with a different model (the `identity` config sections,
+    and the tokenizer)."""
     saved = workdir / "config.json"
     if not saved.exists():
         return
@@ -59,7 +60,7 @@ def check_resume_compatible(cfg, workdir: Path) -> None:
     new = cfg.to_dict()
     defaults = base_config().to_dict()
     defaults["tokenizer"] = defaults["data"]["tokenizer"]
-    sections = {sec: (old[sec], new[sec]) for sec in _IDENTITY_SECTIONS if sec in old}
+    sections = {sec: (old[sec], new[sec]) for sec in identity if sec in old}
     if "tokenizer" in old.get("data", {}):
         sections["tokenizer"] = (old["data"]["tokenizer"], new["data"]["tokenizer"])
     diffs = []
@@ -99,18 +100,24 @@ def assemble(cfg, vocab_size: int, special_ids: tuple = (), mesh=None) -> Run:
     tx = opt_lib.make_optimizer(cfg.train)
     schedule = opt_lib.make_schedule(cfg.train)
     boxed_vars = jax.eval_shape(lambda k: init_variables(model, k, cfg), jax.random.key(0))
-    boxed, boxed_const = boxed_vars["params"], boxed_vars.get("constants", {})
-    param_sh = sharding.tree_shardings(boxed, mesh, rules)
-    const_sh = sharding.tree_shardings(boxed_const, mesh, rules)
+    state_sh, abstract = state_layout(boxed_vars["params"], boxed_vars.get("constants", {}), tx, mesh, rules)
+    return Run(cfg, mesh, model, tx, schedule, state_sh, abstract)
+
+
+def state_layout(boxed_params, boxed_constants, tx, mesh, rules) -> tuple[TrainState, TrainState]:
+    """(shardings, ShapeDtypeStructs carrying them) of a TrainState, from the boxed (logically
+    annotated) abstract parameters and constants; optimizer slots follow their parameters."""
+    param_sh = sharding.tree_shardings(boxed_params, mesh, rules)
+    const_sh = sharding.tree_shardings(boxed_constants, mesh, rules)
     shape_of = lambda tree: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nn.meta.unbox(tree))
-    params_abs = shape_of(boxed)
+    params_abs = shape_of(boxed_params)
     opt_abs = jax.eval_shape(tx.init, params_abs)
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
                                    transform_non_params=lambda _: sharding.replicated(mesh))
     state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh, constants=const_sh)
     abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs,
-                          constants=shape_of(boxed_const))
-    return Run(cfg, mesh, model, tx, schedule, state_sh, abstract_with_shardings(abstract, state_sh))
+                          constants=shape_of(boxed_constants))
+    return state_sh, abstract_with_shardings(abstract, state_sh)
 
 
 def build_run(cfg, workdir: Path) -> Run:

@@ -40,6 +40,20 @@ def sequence_nll(model: LanguageModel, variables, batch: Batch, ctx, *, dropout_
     return -jnp.sum(logp * mask), jnp.sum(mask)
 
 
+def apply_gradients(state: TrainState, grads, loss: Array, tx: optax.GradientTransformation):
+    """(new state, gradient norm, finite): one optimizer update, unless the loss or the
+    gradient is not finite. Such a step never reaches the parameters: the old ones are kept
+    (the loop then stops or, with train.nonfinite = "skip", counts it and goes on)."""
+    grad_norm = optax.tree_utils.tree_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    updates, new_opt = tx.update(grads, state.opt_state, state.params)
+    new_params = optax.apply_updates(state.params, updates)
+    keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = state.replace(step=state.step + 1, params=keep(new_params, state.params),
+                              opt_state=keep(new_opt, state.opt_state))
+    return new_state, grad_norm, finite
+
+
 def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_accum: int = 1,
                use_dropout: bool = False, schedule: Callable | None = None) -> StepFns:
     context = model.embedding.context
@@ -78,15 +92,7 @@ def make_steps(model: LanguageModel, tx: optax.GradientTransformation, *, grad_a
         count = jnp.maximum(count, 1.0)
         loss = nll / count
         grads = jax.tree_util.tree_map(lambda g: g / count, grads)
-        grad_norm = optax.tree_utils.tree_norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        updates, new_opt = tx.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
-        # A non-finite step never reaches the parameters: keep the old ones (the loop then stops
-        # or, with train.nonfinite = "skip", counts it and goes on).
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
-        new_state = TrainState(step=state.step + 1, params=keep(new_params, state.params),
-                               opt_state=keep(new_opt, state.opt_state), constants=state.constants)
+        new_state, grad_norm, finite = apply_gradients(state, grads, loss, tx)
         metrics = {"loss": loss, "grad_norm": grad_norm, "tokens": count, "finite": finite}
         if schedule is not None:
             metrics["lr"] = schedule(state.step)

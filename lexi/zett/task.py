@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from lexi import sharding
@@ -35,10 +34,9 @@ from lexi.model.config import BackboneConfig
 from lexi.model.lm import LanguageModel
 from lexi.train import flops as flops_lib
 from lexi.train import optimizer as opt_lib
-from lexi.train.checkpoint import abstract_with_shardings
-from lexi.train.setup_run import Run
+from lexi.train.setup_run import Run, check_resume_compatible, state_layout
 from lexi.train.state import TrainState
-from lexi.train.step import sequence_nll
+from lexi.train.step import apply_gradients, sequence_nll
 from lexi.train.task import EvalFn, StepFn, Task
 from lexi.zett.embedding import PredictedEmbedding, tables
 from lexi.zett.hypernet import Hypernet, HypernetConfig
@@ -138,13 +136,7 @@ def make_zett_steps(lm: LanguageModel, hypernet: Hypernet, tx, *, aux_weight: fl
             return lm_weight * lm_loss + aux_weight * aux, (lm_loss, aux, count)
 
         (loss, (lm_loss, aux, count)), grads = jax.value_and_grad(f, has_aux=True)(state.params)
-        grad_norm = optax.tree_utils.tree_norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        updates, new_opt = tx.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
-        new_state = state.replace(step=state.step + 1, params=keep(new_params, state.params),
-                                  opt_state=keep(new_opt, state.opt_state))
+        new_state, grad_norm, finite = apply_gradients(state, grads, loss, tx)
         metrics = {"loss": loss, "lm_loss": lm_loss, "aux_mse": aux, "grad_norm": grad_norm, "tokens": count,
                    "finite": finite}
         if schedule is not None:
@@ -183,43 +175,31 @@ def assemble(cfg, workdir: Optional[Path] = None) -> ZettRun:
     dummy = (jnp.zeros((v, hcfg.pieces), jnp.int32), jnp.zeros((v,), bool), frozen_host["base_in"],
              frozen_host.get("base_out"))
     boxed = jax.eval_shape(lambda k: hypernet.init(k, *dummy), jax.random.key(0))["params"]
-    param_sh = sharding.tree_shardings(boxed, mesh, rules)
-    params_abs = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nn.meta.unbox(boxed))
-    opt_abs = jax.eval_shape(tx.init, params_abs)
-    opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
-                                   transform_non_params=lambda _: sharding.replicated(mesh))
-    state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh, constants={})
-    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs,
-                          constants={})
+    state_sh, abstract = state_layout(boxed, {}, tx, mesh, rules)
     frozen = jax.tree_util.tree_map(
         lambda a: jax.device_put(a, NamedSharding(mesh, a.sharding.spec)), frozen_host)
-    run = ZettRun(cfg, mesh, lm, tx, schedule, state_sh, abstract_with_shardings(abstract, state_sh),
-                  tokenizer=base.tokenizer, workdir=workdir, base=base, hypernet=hypernet, frozen=frozen,
-                  vocab_size=v, init_args=dummy)
-    return run
+    return ZettRun(cfg, mesh, lm, tx, schedule, state_sh, abstract, tokenizer=base.tokenizer, workdir=workdir,
+                   base=base, hypernet=hypernet, frozen=frozen, vocab_size=v, init_args=dummy)
 
 
 class ZettTask(Task):
     def check_resume(self, cfg, workdir: Path) -> None:
-        record = workdir / BASE_RECORD
-        if not record.exists():
-            return
-        saved = json.loads(record.read_text())
-        now = load_base(cfg.base_workdir)
-        if saved.get("step") != now.step or Path(saved.get("workdir", "")).resolve() != now.workdir.resolve():
-            raise UserError(f"{workdir} holds a hypernetwork for the base {saved.get('workdir')} at step "
-                            f"{saved.get('step')}, but config.base_workdir is {now.workdir} at step {now.step}; "
-                            "use a new --workdir, or point base_workdir at the original base run")
-        old = json.loads((workdir / "config.json").read_text())
-        if old.get("hypernet") != cfg.hypernet.to_dict():
-            raise UserError(f"{workdir} holds a different hypernetwork ({old.get('hypernet')}); use a new --workdir")
+        check_resume_compatible(cfg, workdir, identity=("hypernet",))  # the base: checked in build_run
 
     def build_run(self, cfg, workdir: Path) -> ZettRun:
         run = assemble(cfg, workdir)
+        record = workdir / BASE_RECORD
+        now = {"workdir": str(run.base.workdir.resolve()), "step": run.base.step}
+        checkpoints = workdir / "checkpoints"
+        if record.exists() and checkpoints.exists() and any(checkpoints.iterdir()):
+            saved = json.loads(record.read_text())
+            if saved != now:
+                raise UserError(f"{workdir} holds a hypernetwork for the base {saved.get('workdir')} at step "
+                                f"{saved.get('step')}, but config.base_workdir is {now['workdir']} at step "
+                                f"{now['step']}; use a new --workdir, or point base_workdir at the original base run")
         if jax.process_index() == 0:
             workdir.mkdir(parents=True, exist_ok=True)
-            (workdir / BASE_RECORD).write_text(json.dumps(
-                {"workdir": str(run.base.workdir.resolve()), "step": run.base.step}, indent=2) + "\n")
+            record.write_text(json.dumps(now, indent=2) + "\n")
             run.base.tokenizer.save(workdir)
         return run
 
