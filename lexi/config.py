@@ -73,6 +73,15 @@ def base_config() -> ml_collections.ConfigDict:
         "shape": ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}),  # -1: remaining devices
         "rules": (),  # ((logical_name, mesh_axis_or_None), ...); empty = lexi.sharding.DEFAULT_RULES
     })
+    c.distributed = ml_collections.ConfigDict({
+        # auto: join a multi-process run when coordinator settings are given (here or as JAX_COORDINATOR_ADDRESS,
+        # JAX_NUM_PROCESSES, JAX_PROCESS_ID) or a cluster is detected (TPU pod, SLURM, ...); on: must; off: never
+        "mode": "auto",
+        "coordinator_address": "",  # HOST:PORT of process 0, the same for every process
+        "num_processes": 0,  # 0: from the environment
+        "process_id": -1,  # -1: from the environment
+        "initialization_timeout_s": 300,  # how long a process waits for the others before a clear error
+    })
     return c
 
 

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from lexi import config as config_lib
-from lexi import sharding
+from lexi import distributed, sharding
 from lexi.errors import UserError
 from lexi.train import peak as peak_lib
 from lexi.train.checkpoint import Checkpointer, state_bytes
@@ -39,7 +39,7 @@ class TrainingStopped(Exception):
 def _check_workdir(workdir: Path) -> None:
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
+        probe = workdir / f".write_test.{jax.process_index()}"  # processes may share the directory
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
@@ -89,6 +89,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     """
     workdir = Path(workdir)
     config_lib.validate(cfg)
+    distributed.initialize(cfg.get("distributed"))  # before any device is touched
     _check_workdir(workdir)
     ckpt_dir = workdir / "checkpoints"
     task = task_for(cfg)

@@ -47,7 +47,25 @@ def load_tokenizer(cfg, workdir: Path):
                                  corpus_key=corpus.fingerprint())
     if jax.process_index() == 0:
         tok.save(str(workdir))
+    check_same_on_all_processes(tok.fingerprint(), "tokenizer")
     return tok
+
+
+def check_same_on_all_processes(text: str, what: str) -> None:
+    """Every process builds its own copy of `what`; a difference would silently train a different
+    model per host, so stop with a clear error instead."""
+    if jax.process_count() == 1:
+        return
+    import hashlib
+
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    mine = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.int32)
+    every = np.asarray(multihost_utils.process_allgather(mine))
+    if not (every == every[0]).all():
+        raise UserError(f"the processes of this run built different {what}s (process {jax.process_index()} differs): "
+                        "give every process the same config and data, or build it once and share the run directory")
 
 
 def check_resume_compatible(cfg, workdir: Path, identity: tuple = _IDENTITY_SECTIONS) -> None:
