@@ -37,6 +37,8 @@ setup(
         "test": ["pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5", "tokenizers>=0.15"],
         # Hugging Face tokenizer.json files as a lexi tokenizer (lexi/tokenizers/hf.py).
         "hf": ["tokenizers>=0.15"],
+        # `lexi compile --topology v5e:16x16`: libtpu (matched to jax) compiles for TPU pods on any machine.
+        "tpu": ["jax[tpu]>=0.4.35,<0.11"],
     },
     entry_points={"console_scripts": ["lexi=lexi.cli:main"]},
 )

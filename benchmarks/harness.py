@@ -25,6 +25,23 @@ def synthetic_batch(b: int, l: int, vocab: int, seed: int = 0) -> dict:
             "loss_mask": np.ones((b, l), np.float32)}
 
 
+def frozen_constants(cfg, model) -> dict:
+    """The embedding's frozen arrays (a glyph table), built as a run builds them; {} for the
+    families without any. A unicode tokenizer's learned n-grams are left out: they only
+    relabel reserved ids, the table's shape and the step's cost stay the same."""
+    from lexi import tokenizers
+    from lexi.train.setup_run import cache_dir
+
+    if cfg.embedding.get("kind") != "frozen":
+        return {}
+    tok_cfg = dict(cfg.data.tokenizer)
+    if tok_cfg.get("kind") == "unicode":
+        tok_cfg["num_ngrams"] = 0
+    tok = tokenizers.from_config(tok_cfg, lambda: [], cache_dir(cfg))
+    host = model.embedding.host_constants(tok, cache_dir(cfg))
+    return {"embedding": {k: jnp.asarray(v) for k, v in host.items()}} if host else {}
+
+
 def bench_train_step(cfg, vocab: int, *, steps: int = 5, repeats: int = 3) -> dict:
     """Median step time of the jitted train step (on one device) and its memory analysis."""
     import flax.linen as nn
@@ -32,7 +49,8 @@ def bench_train_step(cfg, vocab: int, *, steps: int = 5, repeats: int = 3) -> di
     model = build_model(cfg, vocab)
     tx = opt_lib.make_optimizer(cfg.train)
     params = nn.meta.unbox(init_params(model, jax.random.key(0), cfg))
-    state = TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params))
+    state = TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                       constants=frozen_constants(cfg, model))
     fns = make_steps(model, tx, grad_accum=cfg.train.grad_accum)
     step = jax.jit(fns.train_step, donate_argnums=(0,))
     batch = {k: jnp.asarray(v) for k, v in synthetic_batch(cfg.train.batch_size, cfg.data.seq_len, vocab).items()}

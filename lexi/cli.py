@@ -6,7 +6,9 @@ Mistakes a user can fix (lexi.errors.UserError) print one line and exit with sta
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -121,6 +123,24 @@ def _cmd_tokenizer(args, overrides) -> int:
     path = tok.save(Path(args.out))
     print(f"wrote {path}: {tok.name}, {tok.vocab_size} ids, trained on {corpus.name} (train split); "
           f"load it with lexi.tokenizers.load({str(Path(args.out))!r})")
+    return 0
+
+
+def _cmd_compile(args, overrides) -> int:
+    # the step is compiled for the pod, never run here: keep JAX off any local accelerator
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")  # libtpu: no cloud metadata lookups for a pod we only describe
+    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+    from lexi import aot
+    from lexi import config as config_lib
+
+    cfg = config_lib.load_config(args.config, overrides)
+    report = aot.compile_for_topology(cfg, args.topology)
+    print(aot.format_report(report), file=sys.stderr)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
     return 0
 
 
@@ -251,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     ze.add_argument("--max-documents", type=int, default=0, help="0 = all")
     ze.add_argument("--seed", type=int, default=0)
     ze.set_defaults(fn=_cmd_zett_eval)
+
+    a = sub.add_parser("compile", help="compile the training step for a TPU pod on this machine (needs lexi[tpu]) "
+                                       "and print its memory and FLOPs as JSON",
+                       description="Overrides as for train; the mesh is the config's (-1 fills the pod).")
+    a.add_argument("--config", required=True)
+    a.add_argument("--topology", required=True, help="libtpu topology name, e.g. v5e:16x16, v4:2x2x2, v3:2x2")
+    a.add_argument("--out", default=None, help="also write the JSON report here")
+    a.set_defaults(fn=_cmd_compile)
 
     c = sub.add_parser("compare", help="put several evaluated runs side by side")
     c.add_argument("runs", nargs="+")

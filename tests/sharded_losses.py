@@ -22,6 +22,10 @@ def losses(kind: str, mesh_shape: dict, steps: int = 3, grad_accum: int = 1) -> 
     c = base_config()
     c.model.update(num_layers=2, d_model=32, num_heads=4, head_dim=8, mlp_dim=64)
     c.embedding = {"kind": kind} if kind != "frozen" else {"kind": "frozen", "source": "binary", "code_bits": 16}
+    if kind == "adafactor":  # factored second moments (lower rank than their parameters), scanned layers
+        c.embedding = {"kind": "trainable"}
+        c.train.optimizer = "adafactor"
+        c.model.scan_layers = True
     c.data.seq_len = 16
     c.train.update(batch_size=8, steps=10, warmup_steps=2, lr=1e-2, grad_accum=grad_accum)
     c.mesh.shape = mesh_shape

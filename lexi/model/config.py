@@ -37,7 +37,10 @@ class BackboneConfig:
     dtype: str = "float32"  # compute dtype; parameters stay float32
     remat: str = "none"
     scan_layers: bool = False
-    attention_impl: str = "auto"  # "auto" | "xla" | "cudnn"
+    # auto: cuDNN's fused kernel through jax.nn.dot_product_attention on GPUs, lexi's einsum attention
+    # (lexi/ops/attention.py) elsewhere; xla / cudnn: jax.nn.dot_product_attention with that implementation
+    attention_impl: str = "auto"  # "auto" | "einsum" | "xla" | "cudnn"
+    attention_blocks: int = 4  # einsum attention: causal query blocks (1 = full L x L scores)
 
     @property
     def kv_heads(self) -> int:
@@ -78,4 +81,6 @@ class BackboneConfig:
         need(self.remat in REMAT, f"remat must be one of {REMAT}, got {self.remat!r}")
         need(self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        need(self.attention_impl in ("auto", "xla", "cudnn"), f"attention_impl must be auto, xla or cudnn, got {self.attention_impl!r}")
+        need(self.attention_impl in ("auto", "einsum", "xla", "cudnn"),
+             f"attention_impl must be auto, einsum, xla or cudnn, got {self.attention_impl!r}")
+        need(self.attention_blocks >= 1, f"attention_blocks must be >= 1, got {self.attention_blocks}")

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from lexi.model import positions as pos
+from lexi.ops.attention import attention as attention_op
 from lexi.model.config import BackboneConfig
 
 Array = jax.Array
@@ -105,7 +106,8 @@ def _attention_mask(segment_ids_BxL: Optional[Array], kv_segment_ids_BxS: Option
 
 
 class Attention(nn.Module):
-    """Self-attention through `jax.nn.dot_product_attention` (the fused kernel on GPU): causal
+    """Self-attention through `jax.nn.dot_product_attention` (the fused kernel on GPU) or lexi's
+    einsum attention (CPU, TPU; lexi/ops/attention.py): causal
     for the language model, bidirectional (`causal=False`) for encoders such as the ZeTT
     hypernetwork's. Positions attend only within their segment (segment id 0 = padding).
 
@@ -136,11 +138,17 @@ class Attention(nn.Module):
             mask = _attention_mask(segment_ids_BxL, segment_ids_BxL)
             is_causal = self.causal
         bias = bias_1xNxLxS
-        impl = None if cfg.attention_impl == "auto" else cfg.attention_impl
-        if bias is not None:
-            bias = bias.astype(q.dtype)
-        out = jax.nn.dot_product_attention(
-            q, key, value, bias=bias, mask=mask, is_causal=is_causal, implementation=impl)
+        impl = cfg.attention_impl
+        if impl == "auto":
+            impl = None if jax.default_backend() == "gpu" else "einsum"
+        if impl == "einsum":
+            out = attention_op(q, key, value, bias_1xNxLxS=bias, mask_Bx1xLxS=mask, is_causal=is_causal,
+                               blocks=cfg.attention_blocks)
+        else:
+            if bias is not None:
+                bias = bias.astype(q.dtype)
+            out = jax.nn.dot_product_attention(
+                q, key, value, bias=bias, mask=mask, is_causal=is_causal, implementation=impl)
         out = constrain(out, ("batch", "length", "act_heads", "act_kv"))
         proj = dense((n, h), d, ("heads", "kv", "embed"), cfg, "out")(out)
         return nn.Dropout(cfg.dropout)(proj, deterministic=deterministic)

@@ -24,7 +24,8 @@ _KNOWN = {
     "TPU v5 lite": (197e12, 197e12 / 4),
     "TPU v5e": (197e12, 197e12 / 4),
     "TPU v4": (275e12, 275e12 / 4),
-    "TPU v3": (123e12, 123e12 / 4),
+    "TPU v3": (61.5e12, 61.5e12 / 4),  # JAX's device is one of the chip's two cores (123 TFLOP/s per chip)
+    "TPU v2": (22.5e12, 22.5e12 / 4),  # per core, as v3
 }
 
 

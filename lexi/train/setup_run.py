@@ -130,12 +130,25 @@ def state_layout(boxed_params, boxed_constants, tx, mesh, rules) -> tuple[TrainS
     shape_of = lambda tree: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nn.meta.unbox(tree))
     params_abs = shape_of(boxed_params)
     opt_abs = jax.eval_shape(tx.init, params_abs)
-    opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abs, param_sh,
+    opt_sh = optax.tree_map_params(tx, lambda slot, s: _slot_sharding(slot, s, mesh), opt_abs, param_sh,
                                    transform_non_params=lambda _: sharding.replicated(mesh))
     state_sh = TrainState(step=sharding.replicated(mesh), params=param_sh, opt_state=opt_sh, constants=const_sh)
     abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs, opt_state=opt_abs,
                           constants=shape_of(boxed_constants))
     return state_sh, abstract_with_shardings(abstract, state_sh)
+
+
+def _slot_sharding(slot, param_sharding, mesh):
+    """An optimizer slot is laid out like its parameter; a slot of another shape (Adafactor's
+    factored row/column statistics) is small and replicated."""
+    shape = tuple(slot.shape)
+    try:
+        if len(param_sharding.spec) > len(shape):
+            raise ValueError("slot of lower rank")
+        param_sharding.shard_shape(shape)  # raises when the mesh axes do not divide the slot
+        return param_sharding
+    except (ValueError, TypeError):
+        return sharding.replicated(mesh)
 
 
 def build_run(cfg, workdir: Path) -> Run:
@@ -145,8 +158,9 @@ def build_run(cfg, workdir: Path) -> Run:
     return run
 
 
-def compile_steps(run: Run):
-    """jit-compiled (train_step, eval_step) with explicit in/out shardings and a donated state."""
+def jit_steps(run: Run):
+    """(train_step, eval_step) under jax.jit with explicit in/out shardings and a donated
+    state, not yet traced: `lexi compile` lowers them for a pod it does not have."""
     cfg = run.cfg
     fns = make_steps(run.model, run.tx, grad_accum=cfg.train.grad_accum, use_dropout=cfg.model.dropout > 0,
                      schedule=run.schedule)
@@ -156,6 +170,12 @@ def compile_steps(run: Run):
     var_sh = model_variables(run.state_shardings.params, run.state_shardings.constants)
     eval_step = jax.jit(fns.eval_step, in_shardings=(var_sh, batch_sh, repl, repl),
                         out_shardings=repl)
+    return train_step, eval_step
+
+
+def compile_steps(run: Run):
+    """The run's (train_step, eval_step), traced under its mesh and logical-axis rules."""
+    train_step, eval_step = jit_steps(run)
 
     def traced(fn):  # activation sharding hints resolve against this run's mesh and rules
         def call(*args):
