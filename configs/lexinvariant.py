@@ -27,9 +27,18 @@ measured on the project's 2-core x86-64 CPU, nothing else running):
   paper_char  (alias paper) the paper's 150M model: 12 layers, 8 heads x 128, MLP 4096,
               T5 bias, Adafactor cosine 0.01 -> 0.001, 1000 warmup, sequence 512, batch 64,
               250k steps, bf16 compute; the paper used one TPU v3-8 for about 23 hours.
-              Not run here.
+              Not trained here. `lexi compile --config configs/lexinvariant.py:paper
+              --topology v3:2x2` (2-core CPU, 2 minutes): 151.0M parameters, 2.24 GiB per
+              v3 core of 16 (data parallel over 8), 3.10e13 model FLOPs per step.
   paper_32k   the same over 32k SentencePiece pieces (T5's with
               --config.data.tokenizer.model_file=.../spiece.model). Not run here.
+  paper_1b    the paper's recipe at 1.0B parameters for a pod: 20 layers, width 2048, 16
+              heads x 128, MLP 8192, 32k pieces, context 2048, batch 256, scanned layers,
+              full remat, FSDP over every device. Not trained here.
+              `lexi compile --config configs/lexinvariant.py:paper_1b --topology v5e:16x16`
+              (2-core CPU, about 1.5 minutes): 1,006.7M parameters, 2.78 GiB per v5e chip
+              of 16 on a v5e-256 (12.51 GiB with --config.model.remat=none), 3.64e15 model
+              FLOPs per step (docs/scaling.md).
 """
 from lexi.config import base_config
 from lexi.presets import apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config

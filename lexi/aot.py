@@ -55,6 +55,11 @@ def topology_devices(name: str) -> list:
     except ImportError:
         raise UserError("compiling for a TPU topology needs libtpu: pip install \"lexi[tpu]\" "
                         "(or pip install libtpu matching your jax version)") from None
+    # we only describe a pod: no local TPU is opened, so several compiles may run at once
+    # (libtpu otherwise takes a machine-wide lock file), and no cloud metadata is queried
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
     if not re.fullmatch(r"[A-Za-z0-9_ ]+[:=_][0-9x]+(_twisted|_untwisted)?", name):
         raise UserError(f"--topology {name!r}: expected a TPU generation and chip grid, e.g. v5e:16x16, v4:2x2x2, v3:2x2")
     try:
@@ -177,7 +182,7 @@ def compile_for_topology(cfg, topology: str) -> dict:
 
 
 def format_report(r: dict) -> str:
-    gib = lambda n: f"{n / 2**30:.2f} GiB"
+    gib = lambda n: f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
     b = r["bytes_per_device"]
     lines = [f"{r['topology']}: {r['num_devices']} x {r['device_kind']}, mesh {r['mesh']}, "
              f"{r['params'] / 1e6:.1f}M parameters, compiled in {r['compile_seconds']} s",

@@ -129,8 +129,6 @@ def _cmd_tokenizer(args, overrides) -> int:
 def _cmd_compile(args, overrides) -> int:
     # the step is compiled for the pod, never run here: keep JAX off any local accelerator
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")  # libtpu: no cloud metadata lookups for a pod we only describe
-    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
     from lexi import aot
     from lexi import config as config_lib
 
