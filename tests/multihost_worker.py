@@ -1,6 +1,7 @@
 """Helper for test_multihost.py: one process of a (possibly multi-process) `lexi train` run.
 
 usage: python multihost_worker.py WORKDIR STOP_AT [--config.a.b=v ...]   (STOP_AT 0 = run to the end)
+Config: $LEXI_WORKER_CONFIG, default configs/lexinvariant.py:tiny.
 The parent sets XLA_FLAGS (devices per process) and, for several processes, the
 config.distributed overrides; this process joins through lexi's own start-up path.
 """
@@ -14,7 +15,8 @@ from lexi.config import load_config  # noqa: E402
 from lexi.errors import UserError  # noqa: E402
 from lexi.train.loop import train  # noqa: E402
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "lexinvariant.py") + ":tiny"
+CONFIG = os.environ.get("LEXI_WORKER_CONFIG") or (
+    os.path.join(os.path.dirname(__file__), "..", "configs", "lexinvariant.py") + ":tiny")
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", force=True)

@@ -223,3 +223,28 @@ def test_tokenizer_command_trains_and_saves_a_target(tmp_path, cache_dir, capsys
                      "--out", str(out), f"--config.data.cache_dir={cache_dir}"]) == 0
     tok = tokenizers.load(out)
     assert tok.vocab_size == 400 and tok.decode(tok.encode("And God said")) == "And God said"
+
+
+def test_zett_on_a_four_device_mesh_matches_one_device(base_run, cache_dir, tmp_path):
+    """The hypernetwork's parameters follow the mesh rules and the sampled vocabulary's rows
+    split over the data-parallel devices: data 2 x tensor 2 gives the one-device losses."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    worker = os.path.join(os.path.dirname(__file__), "multihost_worker.py")
+    args = [f"--config.base_workdir={base_run}", "--config.train.steps=4", "--config.train.log_every=1",
+            "--config.train.eval_every=4", "--config.train.progress_bar=false"]
+    losses = {}
+    for name, devices, mesh in (("one", 1, []), ("four", 4, ["--config.mesh.shape.data=2",
+                                                            "--config.mesh.shape.tensor=2"])):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                   JAX_PLATFORMS="cpu", LEXI_CACHE=str(cache_dir), LEXI_WORKER_CONFIG="configs/zett.py:tiny")
+        p = subprocess.run([sys.executable, worker, str(tmp_path / name), "0", *args, *mesh], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        losses[name] = [r["loss"] for r in rows if "loss" in r] + [r["val_loss"] for r in rows if "val_loss" in r]
+    assert len(losses["one"]) == 5
+    np.testing.assert_allclose(losses["four"], losses["one"], rtol=2e-5)
