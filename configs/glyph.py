@@ -32,6 +32,10 @@ to the leading d_model principal components (lexi/embeddings/frozen.py). Add
 from lexi.config import base_config
 from lexi.presets import apply_small_shape, apply_tiny_shape
 
+# the variants after the colon (docs/configs.md is generated from them)
+VARIANTS = tuple(f"{shape}{control}" for shape in ("tiny", "small", "paper")
+                 for control in ("", "_trainable", "_binary"))
+
 READOUT_CHUNK = 8192  # 65,536 ids in 8 chunks
 
 

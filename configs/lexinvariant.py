@@ -43,6 +43,9 @@ measured on the project's 2-core x86-64 CPU, nothing else running):
 from lexi.config import base_config
 from lexi.presets import apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
 
+# the variants after the colon (docs/configs.md is generated from them)
+VARIANTS = ("tiny", "demo", "small_char", "small_32k", "medium", "paper_char", "paper_32k", "paper_1b")
+
 
 def get_config(variant: str = "tiny"):
     c = base_config()

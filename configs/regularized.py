@@ -14,6 +14,9 @@ Override the rate with --config.embedding.p=0.1.
 from lexi.config import base_config
 from lexi.presets import apply_small_shape, apply_tiny_shape
 
+# the variants after the colon (docs/configs.md is generated from them)
+VARIANTS = ("tiny", "small", "gaussian_mix_tiny", "gaussian_mix_small")
+
 
 def get_config(variant: str = "tiny"):
     c = base_config()

@@ -21,6 +21,9 @@ import ml_collections
 
 from lexi.config import base_config
 
+# the variants after the colon (docs/configs.md is generated from them)
+VARIANTS = ("tiny", "small", "paper")
+
 
 def get_config(variant: str = "small"):
     c = base_config()

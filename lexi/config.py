@@ -24,17 +24,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0  # one integer decides initialisation, data order, random embeddings, dropout
     c.task = "lm"  # lm: train a language model | zett: a hypernetwork for a trained one (configs/zett.py)
     c.model = ml_collections.ConfigDict(dataclasses.asdict(BackboneConfig()))
-    c.embedding = ml_collections.ConfigDict({"kind": "trainable", "tied": True, "readout_chunk": 0})
+    c.embedding = ml_collections.ConfigDict({
+        "kind": "trainable",  # trainable | lexinvariant | regularized | frozen (lexi/embeddings/<kind>.py)
+        "tied": True,  # trainable: the readout reuses the input table
+        "readout_chunk": 0,  # >0: readout over vocabulary chunks of this size, never B x L x V logits
+    })
     c.data = ml_collections.ConfigDict({
         "corpus": "kjv",  # kjv | python_code | text_files | tfds:<name>
         "files": "",  # text_files: glob(s) of .txt / .jsonl, comma separated
         "text_field": "text",  # .jsonl and TFDS feature holding the text
         "val_fraction": 0.04,  # share of documents held out, by a hash of their key (KJV: 49 chapters)
         "max_documents": 0,  # 0 = all
-        "tfds_split": "train",
-        "tfds_validation_split": "validation",
-        "tfds_data_dir": "",
-        "seq_len": 128,
+        "tfds_split": "train",  # tfds:<name> corpora: the split to train on
+        "tfds_validation_split": "validation",  # tfds: the held-out split (e.g. "validation", "test")
+        "tfds_data_dir": "",  # tfds: data_dir with the prepared dataset; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+        "seq_len": 128,  # tokens per training sequence (the context length)
         "cache_dir": "",  # token streams and trained tokenizers; "" = ~/.cache/lexi
         "tokenizer": ml_collections.ConfigDict({
             "kind": "char",  # char (ASCII, 128) | byte (259) | unicode (65,536) | sentencepiece
@@ -46,31 +50,35 @@ def base_config() -> ml_collections.ConfigDict:
         }),
     })
     c.train = ml_collections.ConfigDict({
-        "steps": 200,
+        "steps": 200,  # optimizer steps; the schedule ends here
         "batch_size": 32,  # global sequences per optimizer step
         "grad_accum": 1,  # micro-batches per step (batch_size must divide by it)
         "optimizer": "adamw",  # adamw | adafactor
-        "lr": 3e-3,
+        "lr": 3e-3,  # peak learning rate, reached after warmup
         "schedule": "cosine",  # cosine | linear | constant, after linear warmup
-        "warmup_steps": 50,
+        "warmup_steps": 50,  # linear warmup from 0
         "end_lr_ratio": 0.1,  # final lr = lr * end_lr_ratio
-        "b1": 0.9,
-        "b2": 0.95,
-        "eps": 1e-8,
+        "b1": 0.9,  # adamw first-moment decay
+        "b2": 0.95,  # adamw second-moment decay
+        "eps": 1e-8,  # adamw denominator epsilon
         "weight_decay": 0.01,  # matrices only
         "grad_clip": 1.0,  # global norm; 0 = off
-        "log_every": 10,
+        "log_every": 10,  # metrics.jsonl / TensorBoard / progress bar every N steps
         "eval_every": 100,  # validation loss every N steps and at the end; 0 = only at the end
-        "eval_batches": 4,
-        "checkpoint_every": 100,
-        "keep_checkpoints": 3,
+        "eval_batches": 4,  # validation batches of batch_size sequences
+        "checkpoint_every": 100,  # and at the end, and on SIGTERM
+        "keep_checkpoints": 3,  # newest N kept; older ones deleted only after a newer one is complete
         "nonfinite": "stop",  # stop | skip: what a non-finite loss or gradient does
         "peak_flops": 0.0,  # MFU denominator for all devices together; 0 = datasheet or measured
         "prefetch": 2,  # batches prepared ahead on the host
-        "progress_bar": True,
+        "progress_bar": True,  # tqdm bar on process 0
     })
     c.mesh = ml_collections.ConfigDict({
-        "shape": ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}),  # -1: remaining devices
+        "shape": ml_collections.ConfigDict({  # devices per axis; -1 (one axis at most): the remaining devices
+            "data": -1,  # splits the batch; parameters replicated
+            "fsdp": 1,  # splits the batch and every parameter and optimizer slot
+            "tensor": 1,  # splits heads, MLP units and vocabulary rows
+        }),
         "rules": (),  # ((logical_name, mesh_axis_or_None), ...); empty = lexi.sharding.DEFAULT_RULES
     })
     c.distributed = ml_collections.ConfigDict({

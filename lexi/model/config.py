@@ -18,25 +18,25 @@ REMAT = ("none", "full", "dots", "dots_no_batch")
 class BackboneConfig:
     """Shape and numerics of the decoder-only Transformer shared by every family."""
 
-    num_layers: int = 2
-    d_model: int = 64
-    num_heads: int = 4
+    num_layers: int = 2  # Transformer blocks
+    d_model: int = 64  # residual stream width
+    num_heads: int = 4  # query heads
     head_dim: int = 0  # 0 = d_model // num_heads (which must then divide d_model)
     num_kv_heads: int = 0  # 0 = num_heads (plain multi-head); fewer = grouped-query attention.
-    mlp_dim: int = 256
-    activation: str = "gelu"
-    norm: str = "rmsnorm"
-    norm_eps: float = 1e-6
-    dropout: float = 0.0
-    position: str = "t5_bias"
+    mlp_dim: int = 256  # MLP hidden width
+    activation: str = "gelu"  # gelu | swiglu | relu
+    norm: str = "rmsnorm"  # rmsnorm | layernorm, before each sub-layer and at the end
+    norm_eps: float = 1e-6  # added to the variance inside the norm
+    dropout: float = 0.0  # on attention and MLP outputs, training only
+    position: str = "t5_bias"  # t5_bias (relative buckets) | rope | learned | none
     max_len: int = 2048  # learned absolute positions only
-    rope_theta: float = 10_000.0
+    rope_theta: float = 10_000.0  # RoPE base wavelength
     relpos_buckets: int = 32  # T5 relative position bias
-    relpos_max_distance: int = 128
+    relpos_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
     use_bias: bool = False  # biases in Dense layers (GPT-2 style)
     dtype: str = "float32"  # compute dtype; parameters stay float32
-    remat: str = "none"
-    scan_layers: bool = False
+    remat: str = "none"  # what the backward pass recomputes: none | full (each layer) | dots | dots_no_batch
+    scan_layers: bool = False  # one compiled layer body scanned over depth (compile time independent of depth)
     # auto: cuDNN's fused kernel through jax.nn.dot_product_attention on GPUs, lexi's einsum attention
     # (lexi/ops/attention.py) elsewhere; xla / cudnn: jax.nn.dot_product_attention with that implementation
     attention_impl: str = "auto"  # "auto" | "einsum" | "xla" | "cudnn"
