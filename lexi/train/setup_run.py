@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from lexi import sharding
@@ -40,14 +41,20 @@ def load_tokenizer(cfg, workdir: Path):
     from lexi import tokenizers
     from lexi.data.corpora import get_corpus
 
-    if (workdir / "tokenizer.json").exists():
-        return tokenizers.load(str(workdir))
-    corpus = get_corpus(cfg.data)
-    tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg),
-                                 corpus_key=corpus.fingerprint())
-    if jax.process_index() == 0:
-        tok.save(str(workdir))
+    saved = (workdir / "tokenizer.json").exists()
+    if jax.process_count() > 1:  # process 0's view, so that every process takes the same branch
+        from jax.experimental import multihost_utils
+
+        saved = bool(multihost_utils.broadcast_one_to_all(np.int32(saved)))
+    if saved:
+        tok = tokenizers.load(str(workdir))
+    else:
+        corpus = get_corpus(cfg.data)
+        tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg),
+                                     corpus_key=corpus.fingerprint())
     check_same_on_all_processes(tok.fingerprint(), "tokenizer")
+    if not saved and jax.process_index() == 0:  # after every process has its copy: nobody reads a half-written file
+        tok.save(str(workdir))
     return tok
 
 
@@ -58,7 +65,6 @@ def check_same_on_all_processes(text: str, what: str) -> None:
         return
     import hashlib
 
-    import numpy as np
     from jax.experimental import multihost_utils
 
     mine = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.int32)
