@@ -17,7 +17,7 @@ import os
 
 import jax
 
-from harness import bench_train_step, peak
+from harness import bench_train_step, peak, vocab_of
 from lexi.config import load_config
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -27,11 +27,6 @@ FAMILIES = {
     "regularized": "regularized.py:small",
     "glyph": "glyph.py:small",
 }
-
-
-def vocab_of(cfg) -> int:
-    kind = cfg.data.tokenizer.kind
-    return {"char": 128, "byte": 259, "unicode": 65536}.get(kind) or int(cfg.data.tokenizer.vocab_size)
 
 
 def main() -> None:

@@ -25,6 +25,14 @@ def synthetic_batch(b: int, l: int, vocab: int, seed: int = 0) -> dict:
             "loss_mask": np.ones((b, l), np.float32)}
 
 
+def vocab_of(cfg) -> int:
+    """The config tokenizer's vocabulary size, without reading a corpus."""
+    from lexi import tokenizers
+    from lexi.train.setup_run import cache_dir
+
+    return tokenizers.size_from_config(cfg.data.tokenizer, cache_dir(cfg))[0]
+
+
 def frozen_constants(cfg, model) -> dict:
     """The embedding's frozen arrays (a glyph table), built as a run builds them; {} for the
     families without any. A unicode tokenizer's learned n-grams are left out: they only

@@ -11,7 +11,7 @@ import json
 
 import jax
 
-from harness import bench_train_step, peak
+from harness import bench_train_step, peak, vocab_of
 from lexi.config import load_config
 
 
@@ -22,8 +22,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     args, overrides = p.parse_known_args()
     cfg = load_config(args.config, overrides)
-    vocab = args.vocab or {"char": 128, "byte": 259, "unicode": 65536}.get(cfg.data.tokenizer.kind,
-                                                                      cfg.data.tokenizer.vocab_size)
+    vocab = args.vocab or vocab_of(cfg)
     r = bench_train_step(cfg, vocab, steps=args.steps)
     pk, source = peak(cfg.model.dtype)
     r.update(device=jax.devices()[0].device_kind, peak_tflops=pk / 1e12, peak_source=source,

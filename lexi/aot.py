@@ -23,7 +23,6 @@ import math
 import os
 import re
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -81,25 +80,6 @@ def device_memory_bytes(devices: list, topology: str) -> int | None:
     return hbm // per_chip
 
 
-def _vocab_and_specials(cfg) -> tuple[int, tuple[int, ...]]:
-    """The tokenizer's size without reading any corpus: a SentencePiece model still to be
-    trained counts as its configured size with lexi's special ids."""
-    from lexi import tokenizers
-
-    tok_cfg = dict(cfg.data.tokenizer)
-    kind = str(tok_cfg.get("kind", "")).lower()
-    if kind in ("sentencepiece", "sp", "spm") and not tok_cfg.get("model_file"):
-        return int(tok_cfg.get("vocab_size", 8000)), (0, 2, 3)
-    if kind == "unicode" and int(tok_cfg.get("num_ngrams", 0) or 0) > 0:
-        tok_cfg["num_ngrams"] = 0  # the n-grams fill reserved ids: the size does not change
-
-    def no_texts():
-        raise UserError(f"tokenizer kind {kind!r} needs its training text; give a saved model file instead")
-
-    tok = tokenizers.from_config(tok_cfg, no_texts, Path(os.environ.get("LEXI_CACHE", Path.home() / ".cache" / "lexi")))
-    return tok.vocab_size, tuple(tok.special_ids)
-
-
 def _shard_bytes(tree) -> int:
     """Bytes of the shard device 0 holds, over a tree of ShapeDtypeStructs with shardings."""
     total = 0
@@ -110,18 +90,20 @@ def _shard_bytes(tree) -> int:
 
 
 def abstract_batch(cfg, mesh) -> dict:
-    b, l = cfg.train.batch_size, cfg.data.seq_len
+    """The global batch's shapes, dtypes and sharding, without data."""
+    from lexi.train.setup_run import dummy_batch
+
     sh = sharding.batch_sharding(mesh)
-    ints = {k: jax.ShapeDtypeStruct((b, l), jnp.int32, sharding=sh)
-            for k in ("inputs", "targets", "segment_ids", "positions")}
-    return {**ints, "loss_mask": jax.ShapeDtypeStruct((b, l), jnp.float32, sharding=sh)}
+    shapes = jax.eval_shape(lambda: dummy_batch(cfg, cfg.train.batch_size))
+    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sh) for k, v in shapes.items()}
 
 
 def compile_for_topology(cfg, topology: str) -> dict:
     """Lower and compile `cfg`'s train step for the pod slice `topology`; the report above."""
     from lexi import config as config_lib
     from lexi.train import flops as flops_lib
-    from lexi.train.setup_run import assemble, jit_steps
+    from lexi import tokenizers
+    from lexi.train.setup_run import assemble, cache_dir, jit_steps
 
     config_lib.validate(cfg)
     if cfg.get("task", "lm") != "lm":
@@ -132,7 +114,7 @@ def compile_for_topology(cfg, topology: str) -> dict:
     if cfg.train.batch_size % divisor:
         raise UserError(f"config.train.batch_size ({cfg.train.batch_size}) must be a multiple of the data-parallel "
                         f"devices x grad_accum ({divisor}) for mesh {dict(mesh.shape)} on {topology}")
-    vocab, specials = _vocab_and_specials(cfg)
+    vocab, specials = tokenizers.size_from_config(cfg.data.tokenizer, cache_dir(cfg))
     run = assemble(cfg, vocab, specials, mesh)
     train_step, _ = jit_steps(run)
     batch = abstract_batch(cfg, mesh)

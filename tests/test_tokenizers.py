@@ -288,3 +288,17 @@ def test_every_tokenizer_gives_ids_in_range_for_any_text(sp_tok, text):
         assert ids.size == 0 or (ids.min() >= 0 and ids.max() < tok.vocab_size)
         assert not set(ids.tolist()) & set(tok.special_ids)  # text never produces a special token
         assert isinstance(tok.decode(ids.tolist()), str)
+
+
+def test_size_from_config_matches_the_built_tokenizer_without_a_corpus(sp_tok, tmp_path):
+    """`lexi compile` and the benchmarks size a model from the config alone."""
+    sp_tok.save(tmp_path / "sp")
+    model_file = next(p for p in (tmp_path / "sp").iterdir() if p.suffix == ".model")
+    for cfg in ({"kind": "char"}, {"kind": "byte"}, {"kind": "unicode", "num_ngrams": 500},
+                {"kind": "sentencepiece", "model_file": str(model_file)}):
+        built = tokenizers.load(str(model_file)) if cfg["kind"] == "sentencepiece" else \
+            tokenizers.from_config({**cfg, "num_ngrams": 0}, lambda: [], tmp_path)
+        assert tokenizers.size_from_config(cfg, tmp_path) == (built.vocab_size, tuple(built.special_ids)), cfg
+    # one still to be trained: its configured size, with the specials lexi trains (as sp_tok has)
+    assert tokenizers.size_from_config({"kind": "sentencepiece", "vocab_size": 512}, tmp_path) == \
+        (512, tuple(sp_tok.special_ids))

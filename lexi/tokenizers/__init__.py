@@ -18,7 +18,7 @@ from lexi.tokenizers.byte import ByteTokenizer
 from lexi.tokenizers.char import CharTokenizer
 from lexi.tokenizers import hf as _hf
 from lexi.tokenizers.hf import HFTokenizer
-from lexi.tokenizers.sentencepiece import SentencePieceTokenizer, train_sentencepiece
+from lexi.tokenizers.sentencepiece import TRAINED_SPECIAL_IDS, SentencePieceTokenizer, train_sentencepiece
 from lexi.tokenizers import unicode as _unicode
 from lexi.tokenizers.unicode import UnicodeTokenizer
 
@@ -122,5 +122,25 @@ def from_config(tok_cfg, texts_fn: Callable[[], Iterable[str]], cache_dir: str |
                     f"choose one of {sorted(set(_NAMES) | set(_KINDS))}")
 
 
+def size_from_config(tok_cfg, cache_dir: str | os.PathLike) -> tuple[int, tuple[int, ...]]:
+    """(vocab_size, special_ids) of the tokenizer `config.data.tokenizer` names, without reading
+    a corpus (for shapes: ahead-of-time compilation, benchmarks). A SentencePiece model still to
+    be trained counts as its configured size with the special ids lexi trains it with; a unicode
+    tokenizer's learned n-grams only relabel reserved ids, so they are left out."""
+    cfg = dict(tok_cfg)
+    kind = str(cfg.get("kind", "")).lower()
+    kind = _NAMES.get(kind, kind)
+    if kind == "sentencepiece" and not cfg.get("model_file"):
+        return int(cfg.get("vocab_size", 8000)), TRAINED_SPECIAL_IDS
+    if kind == "unicode":
+        cfg["num_ngrams"] = 0
+
+    def no_texts():
+        raise UserError(f"tokenizer kind {kind!r} needs its training text here; give a saved model file instead")
+
+    tok = from_config(cfg, no_texts, cache_dir)
+    return tok.vocab_size, tuple(tok.special_ids)
+
+
 __all__ = ["Tokenizer", "CharTokenizer", "ByteTokenizer", "SentencePieceTokenizer", "UnicodeTokenizer", "HFTokenizer",
-           "load", "from_config", "register", "train_sentencepiece", "TOKENIZER_JSON"]
+           "load", "from_config", "size_from_config", "register", "train_sentencepiece", "TOKENIZER_JSON"]

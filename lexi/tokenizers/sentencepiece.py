@@ -29,6 +29,9 @@ SAMPLE_CHARS = 6_000_000  # ... and SentencePiece trains on a seeded random samp
 _CHUNK_CHARS = 4096  # documents are cut at line ends into "sentences" about this long
 _MAX_SENTENCE_BYTES = 1 << 16
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# the special pieces of a model lexi trains (a given .model keeps its own)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+TRAINED_SPECIAL_IDS = (PAD_ID, BOS_ID, EOS_ID)  # what SentencePieceTokenizer.special_ids gives for such a model
 
 
 class SentencePieceTokenizer(Tokenizer):
@@ -180,7 +183,7 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, cache_dir: str | 
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size, model_type=model_type,
             character_coverage=character_coverage, byte_fallback=byte_fallback, split_digits=split_digits,
-            pad_id=0, unk_id=1, bos_id=2, eos_id=3, normalization_rule_name="identity",
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, normalization_rule_name="identity",
             remove_extra_whitespaces=False, allow_whitespace_only_pieces=True, hard_vocab_limit=False,
             input_sentence_size=max(1, sample_chars // _CHUNK_CHARS), shuffle_input_sentence=True,
             max_sentence_length=_MAX_SENTENCE_BYTES, num_threads=2, minloglevel=2)

@@ -148,13 +148,13 @@ def _slot_sharding(slot, param_sharding, mesh):
     """An optimizer slot is laid out like its parameter; a slot of another shape (Adafactor's
     factored row/column statistics) is small and replicated."""
     shape = tuple(slot.shape)
-    try:
-        if len(param_sharding.spec) > len(shape):
-            raise ValueError("slot of lower rank")
-        param_sharding.shard_shape(shape)  # raises when the mesh axes do not divide the slot
-        return param_sharding
-    except (ValueError, TypeError):
-        return sharding.replicated(mesh)
+    if len(param_sharding.spec) <= len(shape):
+        try:
+            param_sharding.shard_shape(shape)  # raises when the mesh axes do not divide the slot
+            return param_sharding
+        except (ValueError, TypeError):
+            pass
+    return sharding.replicated(mesh)
 
 
 def build_run(cfg, workdir: Path) -> Run:
