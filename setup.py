@@ -34,9 +34,17 @@ setup(
         "absl-py>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5", "tokenizers>=0.15"],
-        # Hugging Face tokenizer.json files as a lexi tokenizer (lexi/tokenizers/hf.py).
-        "hf": ["tokenizers>=0.15"],
+        "test": [
+            "pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5", "tokenizers>=0.15", "safetensors>=0.4",
+            # tests/test_hf_import.py builds tiny Hugging Face models to compare logits with; the bound
+            # keeps pip on a release whose CPU wheel is common (any build works).
+            "transformers>=4.45", "torch>=2.1,<2.14",
+            # tests/test_notebooks.py executes every colab/ notebook headlessly.
+            "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
+        ],
+        # Hugging Face tokenizer.json files (lexi/tokenizers/hf.py) and safetensors checkpoints
+        # (lexi import-hf / export-hf, lexi/hf/).
+        "hf": ["tokenizers>=0.15", "safetensors>=0.4"],
         # `lexi compile --topology v5e:16x16`: libtpu (matched to jax) compiles for TPU pods on any machine.
         "tpu": ["jax[tpu]>=0.4.35,<0.11"],
     },
