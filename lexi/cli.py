@@ -1,4 +1,4 @@
-"""`lexi` command line: train, sample, eval, compare, glyphs, tokenizer, zett (transfer, eval).
+"""`lexi` command line: train, sample, eval, compare, glyphs, tokenizer, zett (transfer, eval), import-hf, export-hf.
 
 Mistakes a user can fix (lexi.errors.UserError) print one line and exit with status 2;
 `--debug` shows the traceback too.
@@ -175,6 +175,28 @@ def _cmd_zett_eval(args, overrides) -> int:
     return 0
 
 
+def _cmd_import_hf(args, overrides) -> int:
+    from lexi.hf.convert import import_hf
+
+    out = import_hf(Path(args.path), Path(args.workdir), seq_len=args.seq_len, overrides=overrides)
+    print(f"wrote {out}: {args.path} as a lexi run (step 0); evaluate with `lexi eval --workdir {out}`, sample with "
+          f"`lexi sample --workdir {out} --prompt ...`, continue training with "
+          f"`lexi train --config {out}/config.json --workdir {out}`, or use it as a ZeTT base "
+          f"(--config.base_workdir={out})")
+    return 0
+
+
+def _cmd_export_hf(args, overrides) -> int:
+    from lexi.hf.convert import export_hf
+
+    if overrides:
+        raise_unexpected(overrides)
+    out = export_hf(Path(args.workdir), Path(args.out))
+    print(f"wrote {out}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r}) and "
+          f"AutoTokenizer.from_pretrained({str(out)!r})")
+    return 0
+
+
 def _print_report(table: str, paths: dict) -> None:
     print(table)
     for k, v in paths.items():
@@ -277,6 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--topology", required=True, help="libtpu topology name, e.g. v5e:16x16, v4:2x2x2, v3:2x2")
     a.add_argument("--out", default=None, help="also write the JSON report here")
     a.set_defaults(fn=_cmd_compile)
+
+    hi = sub.add_parser("import-hf", help="a Hugging Face model folder (Llama, Mistral, Qwen2, GPT-2) -> a lexi run",
+                        description="Reads config.json, *.safetensors (or a sharded index) and tokenizer.json; "
+                                    "each device reads only its shard of every tensor. Config overrides "
+                                    "(--config.mesh.shape.fsdp=8, --config.train.lr=1e-5) go into the run's config.")
+    hi.add_argument("path", help="local model folder, e.g. one written by save_pretrained")
+    hi.add_argument("--workdir", required=True, help="the run directory to write (must not hold a run)")
+    hi.add_argument("--seq-len", type=int, default=0,
+                    help="data.seq_len of the run (0 = the model's context, at most 2048)")
+    hi.set_defaults(fn=_cmd_import_hf)
+
+    he = sub.add_parser("export-hf", help="a lexi run (Llama- or GPT-2-shaped, tokenizer.json tokenizer) -> "
+                                          "a Hugging Face model folder")
+    he.add_argument("workdir", help="the run directory; its newest checkpoint is exported")
+    he.add_argument("--out", required=True, help="folder to write (new or empty)")
+    he.set_defaults(fn=_cmd_export_hf)
 
     c = sub.add_parser("compare", help="put several evaluated runs side by side")
     c.add_argument("runs", nargs="+")

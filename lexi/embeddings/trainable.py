@@ -19,10 +19,13 @@ class TrainableEmbedding(Embedding):
 
     readout_chunk > 0 computes the loss over vocabulary chunks of that size with a
     running log-sum-exp, never holding B x L x V logits (for large vocabularies).
+    logit_scale replaces the 1/sqrt(d): models imported from Hugging Face (lexi/hf) use
+    1.0, their plain h . R^T.
     """
 
     tied: bool = True
     readout_chunk: int = 0
+    logit_scale: float = 0.0  # 0 = 1/sqrt(d_model)
 
     def setup(self):
         init = nn.with_logical_partitioning(nn.initializers.normal(1.0), ("vocab", "embed"))
@@ -31,7 +34,7 @@ class TrainableEmbedding(Embedding):
 
     @property
     def _scale(self) -> float:
-        return 1.0 / math.sqrt(self.d_model)
+        return self.logit_scale or 1.0 / math.sqrt(self.d_model)
 
     def embed(self, tokens_BxL: Array, ctx: Any) -> Array:
         return jnp.take(self.table, tokens_BxL, axis=0)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from lexi.errors import UserError
 
 POSITIONS = ("t5_bias", "rope", "learned", "none")
+ROPE_SCALINGS = ("none", "linear", "llama3", "yarn")
 ACTIVATIONS = ("gelu", "swiglu", "relu")
 NORMS = ("rmsnorm", "layernorm")
 REMAT = ("none", "full", "dots", "dots_no_batch")
@@ -31,9 +32,20 @@ class BackboneConfig:
     position: str = "t5_bias"  # t5_bias (relative buckets) | rope | learned | none
     max_len: int = 2048  # learned absolute positions only
     rope_theta: float = 10_000.0  # RoPE base wavelength
+    # RoPE frequency scaling of long-context models (lexi/model/positions.py rope_frequencies):
+    # none | linear (positions / factor) | llama3 (Llama 3.1's banded rescale) | yarn (YaRN)
+    rope_scaling: str = "none"
+    rope_factor: float = 1.0  # linear, llama3, yarn: the context extension factor
+    rope_original_max_len: int = 0  # llama3, yarn: the pre-extension context length
+    rope_low_freq_factor: float = 1.0  # llama3: wavelengths above original_max_len / this are divided by factor
+    rope_high_freq_factor: float = 4.0  # llama3: wavelengths below original_max_len / this are kept
+    rope_beta_fast: float = 32.0  # yarn: rotations where the ramp from extrapolation starts
+    rope_beta_slow: float = 1.0  # yarn: rotations where the ramp to interpolation ends
+    rope_attention_factor: float = 0.0  # yarn: scale on cos/sin; 0 = 0.1 ln(factor) + 1
     relpos_buckets: int = 32  # T5 relative position bias
     relpos_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
-    use_bias: bool = False  # biases in Dense layers (GPT-2 style)
+    use_bias: bool = False  # biases in every Dense layer (GPT-2 style)
+    qkv_bias: bool = False  # biases on the query, key and value projections only (Qwen2 style)
     dtype: str = "float32"  # compute dtype; parameters stay float32
     remat: str = "none"  # what the backward pass recomputes: none | full (each layer) | dots | dots_no_batch
     scan_layers: bool = False  # one compiled layer body scanned over depth (compile time independent of depth)
@@ -78,6 +90,16 @@ class BackboneConfig:
         need(self.position in POSITIONS, f"position must be one of {POSITIONS}, got {self.position!r}")
         need(self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         need(self.norm in NORMS, f"norm must be one of {NORMS}, got {self.norm!r}")
+        need(self.rope_scaling in ROPE_SCALINGS,
+             f"rope_scaling must be one of {ROPE_SCALINGS}, got {self.rope_scaling!r}")
+        if self.rope_scaling != "none":
+            need(self.rope_factor >= 1.0, f"rope_factor must be >= 1 with rope_scaling, got {self.rope_factor}")
+        if self.rope_scaling in ("llama3", "yarn"):
+            need(self.rope_original_max_len > 0,
+                 f"rope_scaling {self.rope_scaling!r} needs rope_original_max_len (the pre-extension context)")
+        if self.rope_scaling == "llama3":
+            need(self.rope_high_freq_factor > self.rope_low_freq_factor,
+                 "rope_high_freq_factor must be larger than rope_low_freq_factor")
         need(self.remat in REMAT, f"remat must be one of {REMAT}, got {self.remat!r}")
         need(self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")

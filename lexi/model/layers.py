@@ -73,9 +73,10 @@ class Proj(nn.Module):
         return y
 
 
-def dense(in_dims, features, names, cfg: BackboneConfig, name: str) -> Proj:
+def dense(in_dims, features, names, cfg: BackboneConfig, name: str, bias: bool = False) -> Proj:
+    """A projection with a bias when the config has them everywhere (`use_bias`) or `bias` asks."""
     as_tuple = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)
-    return Proj(as_tuple(in_dims), as_tuple(features), names, cfg.use_bias, cfg.compute_dtype, name=name)
+    return Proj(as_tuple(in_dims), as_tuple(features), names, cfg.use_bias or bias, cfg.compute_dtype, name=name)
 
 
 class Mlp(nn.Module):
@@ -123,13 +124,19 @@ class Attention(nn.Module):
         cfg = self.cfg
         n, k, h = cfg.num_heads, cfg.kv_heads, cfg.head_dim
         d = cfg.d_model
-        q = dense(d, (n, h), ("embed", "heads", "kv"), cfg, "query")(x_BxLxD)
-        key = dense(d, (k, h), ("embed", "kv_heads", "kv"), cfg, "key")(x_BxLxD)
-        value = dense(d, (k, h), ("embed", "kv_heads", "kv"), cfg, "value")(x_BxLxD)
+        q = dense(d, (n, h), ("embed", "heads", "kv"), cfg, "query", cfg.qkv_bias)(x_BxLxD)
+        key = dense(d, (k, h), ("embed", "kv_heads", "kv"), cfg, "key", cfg.qkv_bias)(x_BxLxD)
+        value = dense(d, (k, h), ("embed", "kv_heads", "kv"), cfg, "value", cfg.qkv_bias)(x_BxLxD)
         q = constrain(q, ("batch", "length", "act_heads", "act_kv"))
         if cfg.position == "rope":
-            q = pos.apply_rope(q, positions_BxL, cfg.rope_theta)
-            key = pos.apply_rope(key, positions_BxL, cfg.rope_theta)
+            inv_freq, scale = None, 1.0
+            if cfg.rope_scaling != "none":
+                inv_freq, scale = pos.rope_frequencies(
+                    h, cfg.rope_theta, cfg.rope_scaling, cfg.rope_factor, cfg.rope_original_max_len,
+                    cfg.rope_low_freq_factor, cfg.rope_high_freq_factor, cfg.rope_beta_fast, cfg.rope_beta_slow,
+                    cfg.rope_attention_factor)
+            q = pos.apply_rope(q, positions_BxL, cfg.rope_theta, inv_freq, scale)
+            key = pos.apply_rope(key, positions_BxL, cfg.rope_theta, inv_freq, scale)
 
         if decode:
             key, value, mask = self._update_cache(key, value)

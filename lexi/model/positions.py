@@ -7,6 +7,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -44,12 +45,52 @@ class T5RelativeBias(nn.Module):
         return jnp.transpose(bias_LxSxN, (2, 0, 1))[None]  # [1, N, L, S]
 
 
-def apply_rope(x_BxLxNxH: Array, positions_BxL: Array, theta: float) -> Array:
-    """Rotary embedding on pairs (i, i + H/2), in float32."""
+def rope_frequencies(head_dim: int, theta: float, scaling: str = "none", factor: float = 1.0,
+                     original_max_len: int = 0, low_freq_factor: float = 1.0, high_freq_factor: float = 4.0,
+                     beta_fast: float = 32.0, beta_slow: float = 1.0,
+                     attention_factor: float = 0.0) -> tuple[np.ndarray, float]:
+    """(inverse frequencies [H/2], scale on cos and sin) of RoPE and its long-context variants,
+    computed on the host in float64 so that imported checkpoints see exactly their own angles.
+
+    linear: every frequency / factor. llama3 (Llama 3.1): wavelengths longer than
+    original_max_len / low_freq_factor are divided by factor, shorter than original_max_len /
+    high_freq_factor kept, a smooth blend between. yarn (Peng et al. 2023): a linear ramp in
+    dimension between extrapolated and interpolated frequencies, between the dimensions that
+    turn beta_fast and beta_slow times over original_max_len, with cos/sin scaled by
+    attention_factor (0 = 0.1 ln(factor) + 1).
+    """
+    inv = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    scale = 1.0
+    if scaling == "linear":
+        inv = inv / factor
+    elif scaling == "llama3":
+        wavelen = 2 * math.pi / inv
+        low_wavelen, high_wavelen = original_max_len / low_freq_factor, original_max_len / high_freq_factor
+        smooth = (original_max_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+        blended = (1 - smooth) * inv / factor + smooth * inv
+        inv = np.where(wavelen > low_wavelen, inv / factor, np.where(wavelen < high_wavelen, inv, blended))
+    elif scaling == "yarn":
+        def dim_of(rotations: float) -> float:
+            return head_dim * math.log(original_max_len / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+        low = max(math.floor(dim_of(beta_fast)), 0)
+        high = min(math.ceil(dim_of(beta_slow)), head_dim - 1)
+        ramp = np.clip((np.arange(head_dim // 2) - low) / ((high - low) or 0.001), 0.0, 1.0)
+        keep = 1.0 - ramp  # share of the original (extrapolated) frequency
+        inv = inv / factor * (1 - keep) + inv * keep
+        scale = attention_factor or (0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0)
+    elif scaling != "none":
+        raise ValueError(f"unknown rope scaling {scaling!r}")
+    return inv.astype(np.float32), float(scale)
+
+
+def apply_rope(x_BxLxNxH: Array, positions_BxL: Array, theta: float, inv_freq=None, scale: float = 1.0) -> Array:
+    """Rotary embedding on pairs (i, i + H/2), in float32. `inv_freq` (from rope_frequencies)
+    replaces the plain theta^(-2i/H) frequencies when given."""
     h = x_BxLxNxH.shape[-1]
-    freqs = theta ** (-jnp.arange(0, h // 2, dtype=jnp.float32) * 2.0 / h)
+    freqs = (theta ** (-jnp.arange(0, h // 2, dtype=jnp.float32) * 2.0 / h) if inv_freq is None
+             else jnp.asarray(inv_freq, jnp.float32))
     angles = positions_BxL[..., None].astype(jnp.float32) * freqs  # [B, L, H/2]
-    sin, cos = jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]
+    sin, cos = (scale * jnp.sin(angles))[:, :, None, :], (scale * jnp.cos(angles))[:, :, None, :]
     x = x_BxLxNxH.astype(jnp.float32)
     x1, x2 = x[..., : h // 2], x[..., h // 2:]
     out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)

@@ -23,7 +23,6 @@ import numpy as np
 
 from lexi.errors import UserError
 from lexi.train.checkpoint import Checkpointer
-from lexi.train.state import TrainState
 from lexi.zett.task import Base, ZettRun, assemble, frozen_arrays, padded_vocab
 from lexi.zett.vocab import byte_vocab, decompose
 
@@ -132,24 +131,11 @@ def _keep_specials(rows, mats, base, tok):
 
 def write_run(base: Base, tok, rows_in: np.ndarray, rows_out: np.ndarray, out: str | Path, source: dict) -> Path:
     """A lexi run directory with the base backbone, tokenizer `tok` and these rows at step 0."""
-    from lexi.config import to_json
-    from lexi.train.setup_run import build_run
+    from lexi.train.new_run import write_initial_run
 
-    out = Path(out)
-    if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
-        raise UserError(f"{out} already holds a run; choose a new --out-workdir")
-    out.mkdir(parents=True, exist_ok=True)
     cfg = ml_collections.ConfigDict(base.cfg.to_dict())
     cfg.data.tokenizer.update(kind=tok.name, vocab_size=int(tok.vocab_size), model_file="")
-    tok.save(out)
-    (out / "config.json").write_text(to_json(cfg))
-    (out / "transfer.json").write_text(json.dumps(source, indent=2, sort_keys=True) + "\n")
-    run = build_run(cfg, out)  # reads the tokenizer just saved
     emb = {"table": rows_in} if base.tied else {"table": rows_in, "head": rows_out}
     params = {"body": jax.tree_util.tree_map(np.asarray, base.params["body"]), "embedding": emb}
-    state = TrainState(step=jnp.int32(0), params=params, opt_state=run.tx.init(params))
-    state = jax.tree_util.tree_map(lambda a, s: jax.device_put(a, s.sharding), state, run.abstract_state)
-    ckpt = Checkpointer(out / "checkpoints", async_save=False)
-    ckpt.save(0, state, {"step": 0, "skipped_steps": 0, "num_windows": 0})
-    ckpt.close()
-    return out
+    place = lambda run: jax.tree_util.tree_map(jax.device_put, params, run.state_shardings.params)
+    return write_initial_run(cfg, tok, out, place, {"transfer.json": source})
