@@ -42,9 +42,9 @@ setup(
             # tests/test_notebooks.py executes every colab/ notebook headlessly.
             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
         ],
-        # Hugging Face tokenizer.json files (lexi/tokenizers/hf.py) and safetensors checkpoints
-        # (lexi import-hf / export-hf, lexi/hf/).
-        "hf": ["tokenizers>=0.15", "safetensors>=0.4"],
+        # Hugging Face tokenizer.json files (lexi/tokenizers/hf.py), which `lexi import-hf` reads too;
+        # lexi reads and writes safetensors weights itself (lexi/hf/safetensors.py).
+        "hf": ["tokenizers>=0.15"],
         # `lexi compile --topology v5e:16x16`: libtpu (matched to jax) compiles for TPU pods on any machine.
         "tpu": ["jax[tpu]>=0.4.35,<0.11"],
     },
