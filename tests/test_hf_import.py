@@ -335,3 +335,60 @@ def test_export_refuses_models_without_a_hugging_face_form(tmp_path, capsys, cac
     assert main(["export-hf", str(tmp_path / "lx"), "--out", str(tmp_path / "out")]) == 2
     assert "embedding kind 'lexinvariant'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_import_refusals_keep_what_is_there(tokenizer_dir, tmp_path, capsys):
+    tok_dir, vocab = tokenizer_dir
+    qwen = _save(_randomise(MODELS["qwen2_tied"](vocab), seed=5), tok_dir, tmp_path / "qwen")
+    cfg = json.loads((qwen / "config.json").read_text())
+    (qwen / "config.json").write_text(json.dumps({**cfg, "model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    assert main(["import-hf", str(qwen), "--workdir", str(tmp_path / "r1")]) == 2  # q/k/v biases a Llama lacks
+    assert "have no place in lexi's llama model" in capsys.readouterr().err
+
+    llama = _save(_randomise(MODELS["llama_gqa_untied"](vocab), seed=6), tok_dir, tmp_path / "llama")
+    cfg = json.loads((llama / "config.json").read_text())
+    (llama / "config.json").write_text(json.dumps({**cfg, "intermediate_size": 80}))
+    assert main(["import-hf", str(llama), "--workdir", str(tmp_path / "r2")]) == 2
+    assert "does not fit lexi's" in capsys.readouterr().err
+    (llama / "config.json").write_text(json.dumps(cfg))
+
+    assert main(["import-hf", str(llama), "--workdir", str(tmp_path / "r3")]) == 0
+    before = sorted((p.relative_to(tmp_path), p.stat().st_size) for p in (tmp_path / "r3").rglob("*"))
+    assert main(["import-hf", str(llama), "--workdir", str(tmp_path / "r3")]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert sorted((p.relative_to(tmp_path), p.stat().st_size) for p in (tmp_path / "r3").rglob("*")) == before
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert main(["export-hf", str(tmp_path / "r3"), "--out", str(tmp_path / "full")]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_padded_embedding_rows_are_cut_to_the_tokenizer(tokenizer_dir, tmp_path, caplog):
+    tok_dir, vocab = tokenizer_dir
+    model = _randomise(MODELS["llama_gqa_untied"](vocab + 64), seed=7)
+    folder = _save(model, tok_dir, tmp_path / "hf")
+    assert main(["import-hf", str(folder), "--workdir", str(tmp_path / "run")]) == 0
+    assert f"keeping the first {vocab} rows" in caplog.text
+    ids = _ids(tok_dir, 20)
+    want = _hf_logits(model, ids)[..., :vocab]  # the rows no token reaches are gone; the others are equal
+    np.testing.assert_allclose(_lexi_logits(tmp_path / "run", ids), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ([], "does not map onto a Hugging Face architecture"),  # the standard tiny model: T5 bias, GELU
+    (["--config.model.activation=swiglu", "--config.model.position=rope"], "lexi's 'char' kind"),
+])
+def test_export_refuses_backbones_and_tokenizers_without_a_hugging_face_form(tmp_path, capsys, cache_dir,
+                                                                             overrides, message):
+    from lexi.config import load_config
+    from lexi.train.loop import train
+
+    cfg = load_config("configs/standard.py:tiny", ["--config.train.steps=1", "--config.train.progress_bar=false",
+                                                    "--config.data.seq_len=32", *overrides])
+    cfg.data.cache_dir = str(cache_dir)
+    train(cfg, tmp_path / "run")
+    assert main(["export-hf", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
