@@ -365,6 +365,15 @@ def test_import_refusals_keep_what_is_there(tokenizer_dir, tmp_path, capsys):
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 
 
+def test_mistral_sliding_window_caps_the_context(tokenizer_dir, tmp_path, capsys):
+    tok_dir, vocab = tokenizer_dir
+    folder = _save(_randomise(_llama_like("Mistral", vocab, sliding_window=40), seed=8), tok_dir, tmp_path / "hf")
+    assert main(["import-hf", str(folder), "--workdir", str(tmp_path / "r1"), "--seq-len", "64"]) == 2
+    assert "sliding_window (40)" in capsys.readouterr().err
+    assert main(["import-hf", str(folder), "--workdir", str(tmp_path / "r2")]) == 0
+    assert json.loads((tmp_path / "r2" / "config.json").read_text())["data"]["seq_len"] == 40
+
+
 def test_padded_embedding_rows_are_cut_to_the_tokenizer(tokenizer_dir, tmp_path, caplog):
     tok_dir, vocab = tokenizer_dir
     model = _randomise(MODELS["llama_gqa_untied"](vocab + 64), seed=7)

@@ -98,10 +98,7 @@ def to_lexi(hf: dict) -> tuple[dict, dict, int]:
             "use_bias": attn_bias, "qkv_bias": hf.get("model_type") == "qwen2", **_rope(hf),
         }
         emb["tied"] = bool(hf.get("tie_word_embeddings", False))
-        context = model["max_len"]
-        window = hf.get("sliding_window") if hf.get("model_type") == "mistral" else None
-        if window:  # lexi attends to the whole context: equal to the model up to the window
-            context = min(context, int(window))
+        context = min(model["max_len"], attention_window(hf) or model["max_len"])
     else:
         d = int(hf["n_embd"])
         if hf.get("activation_function", "gelu_new") not in TANH_GELUS:
@@ -119,6 +116,13 @@ def to_lexi(hf: dict) -> tuple[dict, dict, int]:
         emb["tied"] = bool(hf.get("tie_word_embeddings", True))
         context = model["max_len"]
     return model, emb, min(context, MAX_SEQ_LEN)
+
+
+def attention_window(hf: dict) -> int | None:
+    """Mistral's sliding window: lexi attends to the whole context, which equals the model
+    only on contexts up to the window."""
+    window = hf.get("sliding_window") if hf.get("model_type") == "mistral" else None
+    return int(window) if window else None
 
 
 def vocab_rows(hf: dict) -> int:

@@ -90,6 +90,10 @@ def import_hf(folder: str | Path, workdir: str | Path, seq_len: int = 0, overrid
         cfg.data.seq_len = int(seq_len)
     apply_overrides(cfg, overrides)
     validate(cfg)
+    window = arch.attention_window(hf)
+    if window and cfg.data.seq_len > window:
+        raise UserError(f"data.seq_len {cfg.data.seq_len} is longer than the model's sliding_window ({window}), which "
+                        "lexi's attention does not have; use --seq-len of at most the window")
     model = dict(cfg.model)
     views = list(arch.import_views(hf, model, cfg.embedding.tied, arch.body_prefix(hf, ckpt.names())))
     missing = sorted({name for _, name, _ in views if name not in ckpt})
