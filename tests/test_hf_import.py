@@ -350,6 +350,7 @@ def test_import_refusals_keep_what_is_there(tokenizer_dir, tmp_path, capsys):
     (llama / "config.json").write_text(json.dumps({**cfg, "intermediate_size": 80}))
     assert main(["import-hf", str(llama), "--workdir", str(tmp_path / "r2")]) == 2
     assert "does not fit lexi's" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
     (llama / "config.json").write_text(json.dumps(cfg))
 
     assert main(["import-hf", str(llama), "--workdir", str(tmp_path / "r3")]) == 0

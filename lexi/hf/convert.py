@@ -70,6 +70,7 @@ def import_hf(folder: str | Path, workdir: str | Path, seq_len: int = 0, overrid
     so the mesh they give is where the tensors land."""
     from lexi.tokenizers.hf import HFTokenizer
     from lexi.train.new_run import write_initial_run
+    from lexi.train.setup_run import assemble
 
     folder = Path(folder).expanduser()
     hf = read_config(folder)
@@ -107,26 +108,28 @@ def import_hf(folder: str | Path, workdir: str | Path, seq_len: int = 0, overrid
         raise UserError(f"{folder}: {len(unused)} tensor(s) have no place in lexi's {hf.get('model_type')} model, "
                         f"e.g. {unused[:3]}; nothing was written")
 
+    def source(path, name) -> np.ndarray:  # a view in lexi's layout: nothing is read yet
+        src = view_of[path](ckpt.view(name))
+        return src[:tok.vocab_size] if path[-1] in ("table", "head") else src
+
+    view_of = {path: view for path, _, view in views}
+    want = assemble(cfg, tok.vocab_size, tuple(tok.special_ids)).abstract_state.params
+    for path, name, _ in views:  # every shape is checked before anything is written
+        if tuple(source(path, name).shape) != tuple(_at(want, path).shape):
+            raise UserError(f"tensor {name} has shape {ckpt.view(name).shape}, which does not fit lexi's "
+                            f"{'/'.join(path)} {tuple(_at(want, path).shape)}; is config.json the one these "
+                            "weights came with? Nothing was written")
+
     def place(run) -> Any:
-        shardings = run.state_shardings.params
-        abstract = run.abstract_state.params
         out: dict = {}
-        for path, name, view in views:
-            want = _at(abstract, path)
-            src = view(ckpt.view(name))
-            if path[-1] in ("table", "head"):
-                src = src[:tok.vocab_size]
-            if tuple(src.shape) != tuple(want.shape):
-                raise UserError(f"tensor {name} has shape {ckpt.view(name).shape}, which does not fit lexi's "
-                                f"{'/'.join(path)} {tuple(want.shape)}; is config.json the one these weights came with?")
-            arr = jax.make_array_from_callback(
-                want.shape, _at(shardings, path), lambda idx, src=src: np.asarray(src[idx], np.float32))
-            _put(out, path, arr)
+        for path, name, _ in views:
+            src = source(path, name)
+            _put(out, path, jax.make_array_from_callback(
+                src.shape, _at(run.state_shardings.params, path), lambda idx, src=src: np.asarray(src[idx], np.float32)))
         return out
 
     record = {"source": str(folder.absolute()), "config": hf}
-    out = write_initial_run(cfg, tok, workdir, place, {IMPORT_RECORD: record})
-    return out
+    return write_initial_run(cfg, tok, workdir, place, {IMPORT_RECORD: record})
 
 
 def export_hf(workdir: str | Path, out: str | Path, max_shard_bytes: int = 5 << 30) -> Path:
@@ -135,9 +138,9 @@ def export_hf(workdir: str | Path, out: str | Path, max_shard_bytes: int = 5 << 
     from lexi.tokenizers.hf import HFTokenizer, token_ids
 
     workdir, out = Path(workdir), Path(out).expanduser()
-    cfg = json.loads((workdir / "config.json").read_text()) if (workdir / "config.json").exists() else None
-    if cfg is None:
+    if not (workdir / "config.json").exists():
         raise UserError(f"{workdir} is not a lexi run directory (no config.json)")
+    cfg = json.loads((workdir / "config.json").read_text())
     model, emb = dict(cfg["model"]), dict(cfg["embedding"])
     fam = arch.export_family(model, emb)  # before loading anything
     loaded = load_for_inference(workdir)
