@@ -158,8 +158,18 @@ def export_hf(workdir: str | Path, out: str | Path, max_shard_bytes: int = 5 << 
     hf, tied = arch.to_hf(model, emb, tok.vocab_size, special, source)
     scale = float(emb.get("logit_scale") or 0.0) or 1.0 / np.sqrt(model["d_model"])
     params = loaded.params
-    get = lambda path: np.asarray(jax.device_get(_at(params, path)), np.float32)
+
+    def get(path) -> np.ndarray:  # the whole array on this host, also when other processes hold parts of it
+        a = _at(params, path)
+        if not a.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            a = multihost_utils.process_allgather(a, tiled=True)
+        return np.asarray(jax.device_get(a), np.float32)
+
     tensors = dict(arch.export_tensors(fam, model, params, tied, float(scale), get))
+    if jax.process_index() != 0:  # every process gathered; process 0 writes
+        return out
     out.mkdir(parents=True, exist_ok=True)
     write(tensors, out, max_shard_bytes)
     (out / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")

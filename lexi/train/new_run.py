@@ -28,11 +28,16 @@ def write_initial_run(cfg, tok, out: str | Path, make_params: Callable[[Any], An
     out = Path(out)
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
         raise UserError(f"{out} already holds a run; choose a new directory (nothing was changed)")
-    out.mkdir(parents=True, exist_ok=True)
-    tok.save(out)
-    (out / "config.json").write_text(to_json(cfg))
-    for name, record in records.items():
-        (out / name).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if jax.process_index() == 0:  # one writer; the run directory is shared by every process
+        out.mkdir(parents=True, exist_ok=True)
+        tok.save(out)
+        (out / "config.json").write_text(to_json(cfg))
+        for name, record in records.items():
+            (out / name).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("lexi_initial_run_files")
     run = build_run(cfg, out)  # reads the tokenizer just saved
     params = make_params(run)
     opt_state = jax.jit(run.tx.init, out_shardings=run.state_shardings.opt_state)(params)
