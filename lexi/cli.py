@@ -108,20 +108,16 @@ def _cmd_glyphs(args, overrides) -> int:
 
 def _cmd_tokenizer(args, overrides) -> int:
     from lexi import config as config_lib
-    from lexi import tokenizers
-    from lexi.data.corpora import get_corpus
-    from lexi.train.setup_run import cache_dir
+    from lexi.train.setup_run import tokenizer_from_config
 
     cfg = config_lib.base_config()
     cfg.data.corpus = args.corpus
     cfg.data.tokenizer.update(kind=args.kind, vocab_size=args.vocab_size, model_type=args.model_type,
                               num_ngrams=args.num_ngrams)
     config_lib.apply_overrides(cfg, overrides)
-    corpus = get_corpus(cfg.data)
-    tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg),
-                                 corpus_key=corpus.fingerprint())
+    tok = tokenizer_from_config(cfg)
     path = tok.save(Path(args.out))
-    print(f"wrote {path}: {tok.name}, {tok.vocab_size} ids, trained on {corpus.name} (train split); "
+    print(f"wrote {path}: {tok.name}, {tok.vocab_size} ids, trained on {cfg.data.corpus} (train split); "
           f"load it with lexi.tokenizers.load({str(Path(args.out))!r})")
     return 0
 
@@ -143,20 +139,11 @@ def _cmd_compile(args, overrides) -> int:
 
 
 def _cmd_zett_transfer(args, overrides) -> int:
-    from lexi import tokenizers
-    from lexi.zett.transfer import baseline_rows, load_trained, predict_rows, write_run
+    from lexi.zett.transfer import transfer
 
     if overrides:
         raise_unexpected(overrides)
-    trained = load_trained(Path(args.workdir))
-    target = tokenizers.load(args.tokenizer)
-    if args.rows == "hypernet":
-        rows = predict_rows(trained, target)
-    else:
-        rows = baseline_rows(trained.base, target, args.rows, args.seed)
-    out = write_run(trained.base, target, *rows, args.out_workdir,
-                    {"zett_workdir": str(Path(args.workdir).resolve()), "hypernet_step": trained.step,
-                     "tokenizer": args.tokenizer, "rows": args.rows, "base_workdir": str(trained.base.workdir)})
+    out, target = transfer(Path(args.workdir), args.tokenizer, Path(args.out_workdir), rows=args.rows, seed=args.seed)
     print(f"wrote {out}: the base model with {target.vocab_size} {args.rows} rows for {args.tokenizer}; "
           f"evaluate with `lexi eval --workdir {out}`, continue training with "
           f"`lexi train --config {out}/config.json --workdir {out}`")

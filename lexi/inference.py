@@ -60,8 +60,8 @@ def load_for_inference(workdir: Path) -> Loaded:
     return Loaded(run=run, params=state.params, step=step, constants=state.constants)
 
 
-def sample_text(loaded: Loaded, prompt: str, *, max_new: int, temperature: float, top_k: int, seed: int,
-                num_samples: int = 1) -> list[str]:
+def sample_text(loaded: Loaded, prompt: str, *, max_new: int = 200, temperature: float = 0.8, top_k: int = 0,
+                seed: int = 0, num_samples: int = 1) -> list[str]:
     from lexi.generate import generate
 
     tok = loaded.tokenizer

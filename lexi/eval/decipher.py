@@ -100,6 +100,18 @@ def train_probe(model, variables, tokenizer, train_tokens, seq_len: int, *, step
     return probe, pparams, losses
 
 
+def probe_predictions(model, variables, probe, probe_params, inputs_NxL: np.ndarray, *, seed: int = 0,
+                      batch_size: int = 16) -> np.ndarray:
+    """The probe's plain-token guess at every position of `inputs_NxL` (row i read with the
+    evaluation context of row i, i.e. its own random embeddings for a lexinvariant model)."""
+    preds = []
+    for lo in range(0, len(inputs_NxL), batch_size):
+        rows = np.arange(lo, min(lo + batch_size, len(inputs_NxL)))
+        feats = scoring.hidden_states(model, variables, inputs_NxL[rows], scoring.eval_context(model, seed, rows))
+        preds.append(np.asarray(jnp.argmax(probe.apply(probe_params, feats), axis=-1)))
+    return np.concatenate(preds)
+
+
 def evaluate(model, variables, tokenizer, train_tokens, windows: dict, *, probe_steps: int = 1000,
              window: int = 100, stride: int = 25, seed: int = 0, batch_size: int = 16, log=None) -> dict:
     alphabet, letter_mode = alphabet_for(tokenizer)
@@ -119,13 +131,7 @@ def evaluate(model, variables, tokenizer, train_tokens, windows: dict, *, probe_
 
     probe, pparams, probe_losses = train_probe(model, variables, tokenizer, train_tokens, seq_len,
                                                steps=probe_steps, batch_size=batch_size, seed=seed, log=log)
-    preds = []
-    for lo in range(0, n, batch_size):
-        rows = np.arange(lo, min(lo + batch_size, n))
-        ctx = scoring.eval_context(model, seed, rows)
-        feats = scoring.hidden_states(model, variables, ciphered["inputs"][rows], ctx)
-        preds.append(np.asarray(jnp.argmax(probe.apply(pparams, feats), axis=-1)))
-    pred = np.concatenate(preds)
+    pred = probe_predictions(model, variables, probe, pparams, ciphered["inputs"], seed=seed, batch_size=batch_size)
     truths = [ciph.cipher_to_plain(p, alphabet) for p in perms]
     window = min(window, seq_len)
     starts, prec = ciph.windowed_key_precision(ciphered["inputs"], pred, truths, alphabet, window, stride)
@@ -142,13 +148,8 @@ def evaluate(model, variables, tokenizer, train_tokens, windows: dict, *, probe_
     # The paper's full-key experiment: one fixed key for every sequence, voted from their last windows.
     shared = random_cipher(np.random.default_rng(seed + 777), tokenizer, alphabet, letter_mode)
     shared_in = np.take_along_axis(np.broadcast_to(shared, (n, len(shared))), windows["inputs"], axis=1)
-    preds = []
-    for lo in range(0, n, batch_size):
-        rows = np.arange(lo, min(lo + batch_size, n))
-        feats = scoring.hidden_states(model, variables, shared_in[rows], scoring.eval_context(model, seed, rows))
-        preds.append(np.asarray(jnp.argmax(probe.apply(pparams, feats), axis=-1)))
-    full = ciph.vote_full_key(shared_in, np.concatenate(preds), ciph.cipher_to_plain(shared, alphabet), alphabet,
-                              window)
+    shared_pred = probe_predictions(model, variables, probe, pparams, shared_in, seed=seed, batch_size=batch_size)
+    full = ciph.vote_full_key(shared_in, shared_pred, ciph.cipher_to_plain(shared, alphabet), alphabet, window)
     result["full_key_precision"] = float(full.precision)
     result["full_key_recovered"] = int(full.recovered)
     return result

@@ -7,18 +7,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
-    import matplotlib
+def _figure():
+    """A figure drawn without pyplot, so writing report plots never switches the backend of a
+    notebook or script that uses pyplot itself."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(6, 4))
+    return fig, fig.subplots()
 
 
 def plot_loss_by_position(named: dict[str, dict], path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure()
     for name, res in named.items():
         if "perplexity" in res:
             ax.plot(res["perplexity"]["loss_by_position"], label=name)
@@ -29,12 +28,10 @@ def plot_loss_by_position(named: dict[str, dict], path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_validation_loss(named: dict[str, dict], path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure()
     for name, res in named.items():
         curve = res.get("training", {}).get("val_curve")
         if curve:
@@ -46,12 +43,10 @@ def plot_validation_loss(named: dict[str, dict], path: Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_key_precision(named: dict[str, dict], path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure()
     windows = set()
     for name, res in named.items():
         c = res.get("cipher")
@@ -67,7 +62,6 @@ def plot_key_precision(named: dict[str, dict], path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _fmt(v) -> str:

@@ -39,23 +39,28 @@ def cache_dir(cfg) -> Path:
 def load_tokenizer(cfg, workdir: Path):
     """The run's tokenizer: the one saved in the run directory, else built from config and saved."""
     from lexi import tokenizers
-    from lexi.data.corpora import get_corpus
 
     saved = (workdir / "tokenizer.json").exists()
     if jax.process_count() > 1:  # process 0's view, so that every process takes the same branch
         from jax.experimental import multihost_utils
 
         saved = bool(multihost_utils.broadcast_one_to_all(np.int32(saved)))
-    if saved:
-        tok = tokenizers.load(str(workdir))
-    else:
-        corpus = get_corpus(cfg.data)
-        tok = tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg),
-                                     corpus_key=corpus.fingerprint())
+    tok = tokenizers.load(str(workdir)) if saved else tokenizer_from_config(cfg)
     check_same_on_all_processes(tok.fingerprint(), "tokenizer")
     if not saved and jax.process_index() == 0:  # after every process has its copy: nobody reads a half-written file
         tok.save(str(workdir))
     return tok
+
+
+def tokenizer_from_config(cfg):
+    """The tokenizer `config.data.tokenizer` asks for, trained on the train split of
+    `config.data`'s corpus when it must be (and cached, so the corpus is read once)."""
+    from lexi import tokenizers
+    from lexi.data.corpora import get_corpus
+
+    corpus = get_corpus(cfg.data)
+    return tokenizers.from_config(cfg.data.tokenizer, lambda: corpus.documents("train"), cache_dir(cfg),
+                                  corpus_key=corpus.fingerprint())
 
 
 def check_same_on_all_processes(text: str, what: str) -> None:

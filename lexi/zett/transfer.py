@@ -7,7 +7,8 @@
   random   Gaussian rows with the base matrix's per-dimension mean and std
 Special tokens always take the base row of the same role. `write_run` turns rows into a
 normal lexi run directory (base backbone, new tokenizer, new matrices, step 0), which
-`lexi eval`, `lexi compare` and `lexi train` (continued training) accept.
+`lexi eval`, `lexi compare` and `lexi train` (continued training) accept; `transfer` does
+all of it (`lexi zett transfer`).
 """
 from __future__ import annotations
 
@@ -139,3 +140,20 @@ def write_run(base: Base, tok, rows_in: np.ndarray, rows_out: np.ndarray, out: s
     params = {"body": jax.tree_util.tree_map(np.asarray, base.params["body"]), "embedding": emb}
     place = lambda run: jax.tree_util.tree_map(jax.device_put, params, run.state_shardings.params)
     return write_initial_run(cfg, tok, out, place, {"transfer.json": source})
+
+
+def transfer(zett_workdir: str | Path, tokenizer: str | Path, out_workdir: str | Path, *, rows: str = "hypernet",
+             seed: int = 0) -> tuple[Path, Any]:
+    """`lexi zett transfer`: the ZeTT run's base moved to `tokenizer` (a name or path for
+    lexi.tokenizers.load) with `rows` from the hypernetwork or a baseline, written as a run
+    directory. Returns (that directory, the target tokenizer)."""
+    from lexi import tokenizers
+
+    if rows not in ("hypernet", *BASELINES):
+        raise UserError(f"rows {rows!r}: choose hypernet or one of {BASELINES}")
+    trained = load_trained(Path(zett_workdir))
+    target = tokenizers.load(tokenizer)
+    matrices = predict_rows(trained, target) if rows == "hypernet" else baseline_rows(trained.base, target, rows, seed)
+    source = {"zett_workdir": str(Path(zett_workdir).resolve()), "hypernet_step": trained.step,
+              "tokenizer": str(tokenizer), "rows": rows, "base_workdir": str(trained.base.workdir)}
+    return write_run(trained.base, target, *matrices, out_workdir, source), target
