@@ -1,0 +1,221 @@
+"""Build the colab/*.ipynb notebooks from their sources in colab/src/*.py.
+
+    python colab/build.py           # write every notebook
+    python colab/build.py --check   # exit 1 if a saved notebook differs from its source
+
+A source is a Python file in "percent" format: `# %%` starts a code cell, `# %% [markdown]`
+a markdown cell whose lines are comments (`# ` is stripped). `# %% [setup]` stands for the
+two cells every notebook opens with (what the runtime is, installing lexi, choosing sizes:
+SETUP_MARKDOWN and SETUP_CODE below); `# %% [setup cpu_devices=8]` also asks for 8 virtual
+CPU devices when the runtime has no accelerator (set before JAX is imported).
+
+Notebooks are written without outputs or execution counts and with fixed cell ids, so the
+same sources always give the same bytes; tests/test_notebooks.py checks that and runs them.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+SOURCES = HERE / "src"
+
+SETUP_MARKDOWN = """\
+## Setup
+
+The next cell makes `import lexi` work and looks at the runtime. The notebooks read lexi's
+config files, which live in the repository's `configs/` folder (they are not part of the
+installed package), so the cell first finds the repository:
+
+- the one the importable lexi comes from (an editable install), or the checkout this notebook
+  sits in (`colab/`, next to `setup.py`);
+- else (e.g. on Colab) the one the environment variable `LEXI_SOURCE` names: the lexi
+  repository's git URL (`git+https://...`, as you would give it to `pip install`) or a local
+  path. A git URL is cloned into `./lexi_src`. Set it in a cell before this one, e.g.
+  `import os; os.environ["LEXI_SOURCE"] = "git+https://<host>/<you>/lexi.git"`.
+
+If `import lexi` fails, that repository is installed with `pip install -e` (from a checkout:
+`pip install -e ..`). If pip replaced the runtime's JAX, restart the runtime and run the notebook
+again.
+
+It then asks JAX which backend it runs on (`cpu`, `gpu` or `tpu`): the parameters cell below
+picks tiny models for a CPU and bigger ones for an accelerator. `LEXI_NOTEBOOK_SMOKE=1` (what
+the tests set) shrinks every count further, so the whole notebook runs in well under a minute;
+`LEXI_NOTEBOOK_WORKDIR` says where run directories go (default: a fresh temporary folder).
+"""
+
+SETUP_CODE = '''\
+import glob, importlib, importlib.util, io, json, logging, os, shutil, subprocess, sys, tempfile, time, warnings
+from pathlib import Path
+{pre_jax}
+def _is_checkout(path):
+    return (path / "setup.py").is_file() and (path / "lexi").is_dir() and (path / "configs").is_dir()
+
+
+def _find_checkout():
+    """The lexi repository (its configs/ are read below): around the importable lexi, around this
+    notebook, or the one LEXI_SOURCE names (a local path, or a git URL cloned into ./lexi_src)."""
+    spec = importlib.util.find_spec("lexi")
+    near = [Path(spec.origin).resolve().parent.parent] if spec and spec.origin else []
+    for path in near + [Path.cwd().resolve().parent]:
+        if _is_checkout(path):
+            return path
+    source = os.environ.get("LEXI_SOURCE", "")
+    if not source:
+        raise RuntimeError("no lexi repository found: set LEXI_SOURCE to its git URL (git+https://...) or local path "
+                           "and run this cell again")
+    if Path(source).expanduser().is_dir():
+        return Path(source).expanduser().resolve()
+    url, ref = source.removeprefix("git+"), None
+    if "@" in url.rsplit("/", 1)[-1]:
+        url, ref = url.rsplit("@", 1)
+    dest = Path("lexi_src").resolve()
+    if not _is_checkout(dest):
+        subprocess.check_call(["git", "clone", "--depth", "1", *(["--branch", ref] if ref else []), url, str(dest)])
+    return dest
+
+
+REPO = _find_checkout()
+try:
+    import lexi
+except ImportError:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(REPO)])
+    sys.path.insert(0, str(REPO))  # an editable install is only seen by new processes
+    importlib.invalidate_caches()
+    import lexi
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Image, Markdown, display
+
+BACKEND = jax.default_backend()  # "cpu", "gpu" or "tpu"
+SMOKE = os.environ.get("LEXI_NOTEBOOK_SMOKE") == "1"
+WORKDIR = Path(os.environ.get("LEXI_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="lexi_notebook_"))
+WORKDIR.mkdir(parents=True, exist_ok=True)
+CONFIGS = REPO / "configs"
+logging.basicConfig(format="%(message)s")
+logging.getLogger("lexi").setLevel(logging.INFO)  # lexi's own progress notes
+logging.getLogger("absl").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: a text bar
+
+
+def show(fig):
+    """Show a matplotlib figure inline as a PNG (whatever backend is active) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(buffer.getvalue()))
+
+
+print(f"lexi {{lexi.__version__}} from {{REPO}}")
+print(f"JAX {{jax.__version__}} on {{BACKEND}}: {{jax.device_count()}} x {{jax.devices()[0].device_kind}}")
+print(f"run directories under {{WORKDIR}}{{' (smoke mode)' if SMOKE else ''}}")
+'''
+
+PRE_JAX_CPU_DEVICES = '''
+# Before JAX is imported: on a runtime without an accelerator, split the CPU into {n} virtual
+# devices, so that meshes and shardings can be shown here as they would be on {n} chips.
+def _has_accelerator():
+    if os.environ.get("JAX_PLATFORMS", "").lower() == "cpu":
+        return False
+    gpu = shutil.which("nvidia-smi") and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    tpu = bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME") or glob.glob("/dev/accel*")
+               or glob.glob("/dev/vfio/[0-9]*"))
+    return bool(gpu or tpu)
+
+
+if "jax" in sys.modules:
+    print("note: JAX is already imported; restart the runtime for the virtual CPU devices to take effect")
+elif not _has_accelerator():
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count={n}").strip()
+'''
+
+_MARKER = re.compile(r"^# %%(?: \[(?P<tag>[^\]]*)\])?\s*$")
+
+
+def parse(text: str) -> list[tuple[str, str]]:
+    """(kind, source) cells of a percent-format file; kind is "markdown" or "code"."""
+    cells: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        m = _MARKER.match(line)
+        if m:
+            cells.append((m.group("tag") or "code", []))
+        elif cells:
+            cells[-1][1].append(line)
+        elif line.strip():
+            raise ValueError(f"text before the first '# %%' marker: {line!r}")
+    out = []
+    for tag, lines in cells:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        if tag == "markdown":
+            bad = [ln for ln in lines if ln and not ln.startswith("#")]
+            if bad:
+                raise ValueError(f"markdown cell line without '#': {bad[0]!r}")
+            out.append(("markdown", "\n".join(ln[2:] if ln.startswith("# ") else ln[1:] for ln in lines)))
+        elif tag == "code":
+            out.append(("code", "\n".join(lines)))
+        elif tag.startswith("setup"):
+            devices = re.fullmatch(r"setup(?: cpu_devices=(\d+))?", tag)
+            if not devices:
+                raise ValueError(f"unknown setup marker [{tag}]")
+            pre = PRE_JAX_CPU_DEVICES.format(n=devices.group(1)) if devices.group(1) else ""
+            out.append(("markdown", SETUP_MARKDOWN.rstrip("\n")))
+            out.append(("code", SETUP_CODE.format(pre_jax=pre).rstrip("\n")))
+        else:
+            raise ValueError(f"unknown cell marker [{tag}]")
+    return out
+
+
+def build(source: Path) -> str:
+    """The notebook for one source, as the exact text saved in colab/."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "colab": {"provenance": [], "toc_visible": True},
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    for i, (kind, text) in enumerate(parse(source.read_text(encoding="utf-8"))):
+        cell = nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)
+        cell.id = f"{source.stem[:2]}-{i:02d}"
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def sources() -> list[Path]:
+    return sorted(SOURCES.glob("[0-9][0-9]_*.py"))
+
+
+def target(source: Path) -> Path:
+    return HERE / f"{source.stem}.ipynb"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when a notebook is stale")
+    args = p.parse_args(argv)
+    stale = []
+    for src in sources():
+        text, out = build(src), target(src)
+        if args.check:
+            if not out.exists() or out.read_text(encoding="utf-8") != text:
+                stale.append(out.name)
+        else:
+            out.write_text(text, encoding="utf-8")
+            print(f"wrote {out.relative_to(HERE.parent)}")
+    if stale:
+        print("stale (run python colab/build.py): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
