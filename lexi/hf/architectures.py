@@ -71,7 +71,8 @@ def _rope(hf: dict) -> dict:
         out.update(rope_low_freq_factor=float(params["low_freq_factor"]),
                    rope_high_freq_factor=float(params["high_freq_factor"]))
     if kind == "yarn":
-        out.update(rope_beta_fast=float(params.get("beta_fast") or 32), rope_beta_slow=float(params.get("beta_slow") or 1),
+        out.update(rope_beta_fast=float(params.get("beta_fast") or 32),
+                   rope_beta_slow=float(params.get("beta_slow") or 1),
                    rope_attention_factor=float(params.get("attention_factor") or 0.0))
     return out
 
@@ -108,7 +109,8 @@ def to_lexi(hf: dict) -> tuple[dict, dict, int]:
         if hf.get("scale_attn_weights") is False:
             _refuse("scale_attn_weights=false", hf)
         model = {
-            "num_layers": int(hf["n_layer"]), "d_model": d, "num_heads": int(hf["n_head"]), "head_dim": d // int(hf["n_head"]),
+            "num_layers": int(hf["n_layer"]), "d_model": d, "num_heads": int(hf["n_head"]),
+            "head_dim": d // int(hf["n_head"]),
             "num_kv_heads": 0, "mlp_dim": int(hf.get("n_inner") or 4 * d), "activation": "gelu", "norm": "layernorm",
             "norm_eps": float(hf.get("layer_norm_epsilon", 1e-5)), "position": "learned",
             "max_len": int(hf.get("n_positions", 1024)), "use_bias": True, "qkv_bias": False,
@@ -256,11 +258,14 @@ def to_hf(model: dict, emb: dict, vocab_size: int, special: dict, source: dict |
             raise UserError("q/k/v biases alone (qkv_bias) export only as Qwen2")
         cfg = {**base, "model_type": kind, "architectures": [LLAMA_TYPES[kind]],
                "hidden_size": model["d_model"], "num_hidden_layers": model["num_layers"],
-               "num_attention_heads": model["num_heads"], "num_key_value_heads": model["num_kv_heads"] or model["num_heads"],
+               "num_attention_heads": model["num_heads"],
+               "num_key_value_heads": model["num_kv_heads"] or model["num_heads"],
                "head_dim": model["head_dim"], "intermediate_size": model["mlp_dim"], "hidden_act": "silu",
                "rms_norm_eps": model["norm_eps"], "max_position_embeddings": model["max_len"],
                "rope_theta": model["rope_theta"], "rope_scaling": _rope_scaling(model)}
-        cfg["rope_parameters"] = {"rope_theta": model["rope_theta"], **(cfg["rope_scaling"] or {"rope_type": "default"})}
+        # transformers 5 reads rope_parameters, older releases rope_theta and rope_scaling
+        cfg["rope_parameters"] = {"rope_theta": model["rope_theta"],
+                                  **(cfg["rope_scaling"] or {"rope_type": "default"})}
         if kind == "llama":
             cfg.update(attention_bias=bool(model["use_bias"]), mlp_bias=bool(model["use_bias"]))
         elif model["use_bias"]:

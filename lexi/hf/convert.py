@@ -124,8 +124,8 @@ def import_hf(folder: str | Path, workdir: str | Path, seq_len: int = 0, overrid
         out: dict = {}
         for path, name, _ in views:
             src = source(path, name)
-            _put(out, path, jax.make_array_from_callback(
-                src.shape, _at(run.state_shardings.params, path), lambda idx, src=src: np.asarray(src[idx], np.float32)))
+            read = lambda idx, src=src: np.asarray(src[idx], np.float32)  # this device's block only
+            _put(out, path, jax.make_array_from_callback(src.shape, _at(run.state_shardings.params, path), read))
         return out
 
     record = {"source": str(folder.absolute()), "config": hf}

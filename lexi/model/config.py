@@ -30,7 +30,7 @@ class BackboneConfig:
     norm_eps: float = 1e-6  # added to the variance inside the norm
     dropout: float = 0.0  # on attention and MLP outputs, training only
     position: str = "t5_bias"  # t5_bias (relative buckets) | rope | learned | none
-    max_len: int = 2048  # learned absolute positions only
+    max_len: int = 2048  # learned absolute positions: table rows; otherwise only recorded (export-hf writes it)
     rope_theta: float = 10_000.0  # RoPE base wavelength
     # RoPE frequency scaling of long-context models (lexi/model/positions.py rope_frequencies):
     # none | linear (positions / factor) | llama3 (Llama 3.1's banded rescale) | yarn (YaRN)

@@ -50,7 +50,8 @@ def rope_frequencies(head_dim: int, theta: float, scaling: str = "none", factor:
                      beta_fast: float = 32.0, beta_slow: float = 1.0,
                      attention_factor: float = 0.0) -> tuple[np.ndarray, float]:
     """(inverse frequencies [H/2], scale on cos and sin) of RoPE and its long-context variants,
-    computed on the host in float64 so that imported checkpoints see exactly their own angles.
+    computed once on the host (as Hugging Face's implementations define them, which is how
+    imported Llama-family checkpoints were trained).
 
     linear: every frequency / factor. llama3 (Llama 3.1): wavelengths longer than
     original_max_len / low_freq_factor are divided by factor, shorter than original_max_len /
