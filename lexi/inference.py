@@ -55,9 +55,9 @@ def load_for_inference(workdir: Path) -> Loaded:
     step = ckpt.latest_step()
     if step is None:
         raise UserError(f"{workdir} has no checkpoint yet; train it with `lexi train` first")
-    state, _ = ckpt.restore(step, run.abstract_state)
+    params, constants = ckpt.restore_weights(step, run.abstract_state)  # no optimizer state
     ckpt.close()
-    return Loaded(run=run, params=state.params, step=step, constants=state.constants)
+    return Loaded(run=run, params=params, step=step, constants=constants)
 
 
 def sample_text(loaded: Loaded, prompt: str, *, max_new: int = 200, temperature: float = 0.8, top_k: int = 0,

@@ -105,3 +105,26 @@ def test_config_files_variants_and_overrides():
     for spec in ["configs/standard.py:small", "configs/standard.py:paper", "configs/lexinvariant.py:small_32k",
                  "configs/lexinvariant.py:paper_32k", "configs/regularized.py:gaussian_mix_tiny"]:
         load_config(spec)
+
+
+def test_inference_restores_weights_without_the_optimizer_state(tmp_path, cache_dir):
+    """Sampling and evaluation read only parameters and constants: they load a run whose
+    optimizer settings have changed since (another optimizer's slots cannot be restored)."""
+    import ml_collections
+    import numpy as np
+
+    from lexi.inference import load_for_inference
+    from lexi.train.checkpoint import Checkpointer
+    from lexi.train.setup_run import build_run
+
+    w = tmp_path / "run"
+    train(tiny(steps=10), w)
+    cfg = json.loads((w / "config.json").read_text())
+    run = build_run(ml_collections.ConfigDict(cfg), w)
+    full, _ = Checkpointer(w / "checkpoints", async_save=False).restore(10, run.abstract_state)
+    cfg["train"]["optimizer"] = "adafactor"
+    (w / "config.json").write_text(json.dumps(cfg))
+    loaded = load_for_inference(w)
+    assert loaded.step == 10
+    for a, b in zip(jax.tree_util.tree_leaves(loaded.params), jax.tree_util.tree_leaves(full.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
