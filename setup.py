@@ -10,7 +10,9 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["lexi", "lexi.*"]),
+    # configs/ ships inside the package as lexi.configs, so an installed lexi finds its config files
+    packages=find_packages(include=["lexi", "lexi.*"]) + ["lexi.configs"],
+    package_dir={"lexi.configs": "configs"},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.4.35,<0.11",

@@ -27,20 +27,19 @@ SOURCES = HERE / "src"
 SETUP_MARKDOWN = """\
 ## Setup
 
-The next cell makes `import lexi` work and looks at the runtime. The notebooks read lexi's
-config files, which live in the repository's `configs/` folder (they are not part of the
-installed package), so the cell first finds the repository:
+The next cell makes `import lexi` work and looks at the runtime. If lexi is not installed yet,
+it installs it:
 
-- the one the importable lexi comes from (an editable install), or the checkout this notebook
-  sits in (`colab/`, next to `setup.py`);
-- else (e.g. on Colab) the one the environment variable `LEXI_SOURCE` names: the lexi
+- from the checkout this notebook sits in (`colab/`, next to `setup.py`), with `pip install ..`
+  (for editing lexi itself, `pip install -e .` in the checkout before starting Jupyter);
+- else (e.g. on Colab) from the source the environment variable `LEXI_SOURCE` names: the lexi
   repository's git URL (`git+https://...`, as you would give it to `pip install`) or a local
-  path. A git URL is cloned into `./lexi_src`. Set it in a cell before this one, e.g.
+  path. Set it in a cell before this one, e.g.
   `import os; os.environ["LEXI_SOURCE"] = "git+https://<host>/<you>/lexi.git"`.
 
-If `import lexi` fails, that repository is installed with `pip install -e` (from a checkout:
-`pip install -e ..`). If pip replaced the runtime's JAX, restart the runtime and run the notebook
-again.
+lexi's config files come with the package (`lexi.configs`, the repository's `configs/`), so
+`CONFIGS` below is wherever lexi was installed. If pip replaced the runtime's JAX, restart the
+runtime and run the notebook again.
 
 It then asks JAX which backend it runs on (`cpu`, `gpu` or `tpu`): the parameters cell below
 picks tiny models for a CPU and bigger ones for an accelerator. `LEXI_NOTEBOOK_SMOKE=1` (what
@@ -49,43 +48,28 @@ the tests set) shrinks every count further, so the whole notebook runs in well u
 """
 
 SETUP_CODE = '''\
-import glob, importlib, importlib.util, io, json, logging, os, shutil, subprocess, sys, tempfile, time, warnings
+import glob, importlib, importlib.resources, io, json, logging, os, shutil, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 {pre_jax}
-def _is_checkout(path):
-    return (path / "setup.py").is_file() and (path / "lexi").is_dir() and (path / "configs").is_dir()
-
-
-def _find_checkout():
-    """The lexi repository (its configs/ are read below): around the importable lexi, around this
-    notebook, or the one LEXI_SOURCE names (a local path, or a git URL cloned into ./lexi_src)."""
-    spec = importlib.util.find_spec("lexi")
-    near = [Path(spec.origin).resolve().parent.parent] if spec and spec.origin else []
-    for path in near + [Path.cwd().resolve().parent]:
-        if _is_checkout(path):
-            return path
-    source = os.environ.get("LEXI_SOURCE", "")
-    if not source:
-        raise RuntimeError("no lexi repository found: set LEXI_SOURCE to its git URL (git+https://...) or local path "
+def _install_lexi():
+    """pip install lexi: the checkout around this notebook, else what LEXI_SOURCE names."""
+    checkout = Path.cwd().resolve().parent
+    if (checkout / "setup.py").is_file() and (checkout / "lexi").is_dir():
+        source = str(checkout)
+    elif os.environ.get("LEXI_SOURCE"):
+        source = os.environ["LEXI_SOURCE"]
+    else:
+        raise RuntimeError("lexi is not installed: set LEXI_SOURCE to its git URL (git+https://...) or local path "
                            "and run this cell again")
-    if Path(source).expanduser().is_dir():
-        return Path(source).expanduser().resolve()
-    url, ref = source.removeprefix("git+"), None
-    if "@" in url.rsplit("/", 1)[-1]:
-        url, ref = url.rsplit("@", 1)
-    dest = Path("lexi_src").resolve()
-    if not _is_checkout(dest):
-        subprocess.check_call(["git", "clone", "--depth", "1", *(["--branch", ref] if ref else []), url, str(dest)])
-    return dest
+    # a regular (not editable) install: this very process can import it at once
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
+    importlib.invalidate_caches()
 
 
-REPO = _find_checkout()
 try:
     import lexi
 except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(REPO)])
-    sys.path.insert(0, str(REPO))  # an editable install is only seen by new processes
-    importlib.invalidate_caches()
+    _install_lexi()
     import lexi
 
 import jax
@@ -97,7 +81,7 @@ BACKEND = jax.default_backend()  # "cpu", "gpu" or "tpu"
 SMOKE = os.environ.get("LEXI_NOTEBOOK_SMOKE") == "1"
 WORKDIR = Path(os.environ.get("LEXI_NOTEBOOK_WORKDIR") or tempfile.mkdtemp(prefix="lexi_notebook_"))
 WORKDIR.mkdir(parents=True, exist_ok=True)
-CONFIGS = REPO / "configs"
+CONFIGS = Path(str(importlib.resources.files("lexi.configs")))  # configs/*.py, installed with lexi
 logging.basicConfig(format="%(message)s")
 logging.getLogger("lexi").setLevel(logging.INFO)  # lexi's own progress notes
 logging.getLogger("absl").setLevel(logging.WARNING)
@@ -112,7 +96,7 @@ def show(fig):
     display(Image(buffer.getvalue()))
 
 
-print(f"lexi {{lexi.__version__}} from {{REPO}}")
+print(f"lexi {{lexi.__version__}} from {{Path(lexi.__file__).parent}}; configs in {{CONFIGS}}")
 print(f"JAX {{jax.__version__}} on {{BACKEND}}: {{jax.device_count()}} x {{jax.devices()[0].device_kind}}")
 print(f"run directories under {{WORKDIR}}{{' (smoke mode)' if SMOKE else ''}}")
 '''

@@ -99,7 +99,10 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     path, _, variant = spec.partition(":")
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"config file {path!r} does not exist")
+        file = packaged_config(path)
+    if file is None:
+        raise UserError(f"config file {path!r} does not exist (nor is it one of lexi's own: "
+                        f"{', '.join(sorted(p.name for p in _packaged_dir().glob('[!_]*.py')))})")
     if file.suffix == ".json":
         try:
             cfg = ml_collections.ConfigDict(json.loads(file.read_text()))
@@ -120,6 +123,20 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     cfg = module.get_config(variant) if variant else module.get_config()
     apply_overrides(cfg, overrides)
     return cfg
+
+
+def _packaged_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("lexi.configs")))
+
+
+def packaged_config(path: str) -> Path | None:
+    """lexi's own config file of that name (`configs/zett.py`, `zett.py` or `zett`), wherever
+    lexi is installed; None if there is none."""
+    name = Path(path).name
+    file = _packaged_dir() / (name if name.endswith(".py") else f"{name}.py")
+    return file if file.is_file() and not name.startswith("_") else None
 
 
 def _parse_value(text: str, current: Any, key: str) -> Any:

@@ -128,3 +128,14 @@ def test_inference_restores_weights_without_the_optimizer_state(tmp_path, cache_
     assert loaded.step == 10
     for a, b in zip(jax.tree_util.tree_leaves(loaded.params), jax.tree_util.tree_leaves(full.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_config_files_are_found_from_any_directory(tmp_path, monkeypatch):
+    """lexi's own configs ship with the package (lexi.configs): `configs/standard.py:tiny`
+    works outside the repository; an unknown name lists the files there are."""
+    here = load_config("configs/standard.py:tiny")
+    monkeypatch.chdir(tmp_path)
+    assert load_config("configs/standard.py:tiny").to_dict() == here.to_dict()
+    assert load_config("zett:tiny").task == "zett"
+    with pytest.raises(UserError, match=r"nor is it one of lexi's own: glyph.py, lexinvariant.py"):
+        load_config("configs/nope.py")
