@@ -15,7 +15,9 @@ Figures in the report (per device unless named otherwise):
 - device_memory_bytes: the chip's HBM divided among the devices JAX makes of it;
   `fits` = total <= device_memory_bytes (XLA needs some headroom beyond this);
 - flops_per_step: the model FLOPs of one step (lexi/train/flops.py, the MFU numerator);
-  compiled_flops_per_step: XLA's count over all devices (includes rematerialisation).
+  compiled_flops_per_step: XLA's count over all devices (includes rematerialisation, but
+  counts a scanned layer stack's body once, so with `scan_layers` it is about 1/num_layers
+  of the real figure: read flops_per_step there).
 """
 from __future__ import annotations
 
