@@ -14,6 +14,11 @@ from lexi.ops import xent
 Array = jax.Array
 
 
+def readout_scale(logit_scale: float, d_model: int) -> float:
+    """The factor on h . R^T: `logit_scale`, or 1/sqrt(d_model) when it is 0 (lexi's default)."""
+    return float(logit_scale or 0.0) or 1.0 / math.sqrt(d_model)
+
+
 class TrainableEmbedding(Embedding):
     """Rows ~ N(0, 1); logits = h . R^T / sqrt(d) with R the table (tied) or a head.
 
@@ -34,7 +39,7 @@ class TrainableEmbedding(Embedding):
 
     @property
     def _scale(self) -> float:
-        return self.logit_scale or 1.0 / math.sqrt(self.d_model)
+        return readout_scale(self.logit_scale, self.d_model)
 
     def embed(self, tokens_BxL: Array, ctx: Any) -> Array:
         return jnp.take(self.table, tokens_BxL, axis=0)

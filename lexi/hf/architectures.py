@@ -14,11 +14,11 @@ with a UserError naming the option.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from lexi.embeddings.trainable import readout_scale
 from lexi.errors import UserError
 
 LLAMA_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
@@ -245,7 +245,7 @@ def to_hf(model: dict, emb: dict, vocab_size: int, special: dict, source: dict |
     """(config.json, tied) for a lexi model. `source` is the imported model's own config.json,
     whose other fields (names, dtype, generation ids) are kept."""
     fam = export_family(model, emb)
-    scale = float(emb.get("logit_scale") or 0.0) or 1.0 / math.sqrt(model["d_model"])
+    scale = readout_scale(emb.get("logit_scale", 0.0), model["d_model"])
     tied = bool(emb.get("tied", True)) and scale == 1.0  # a scaled tied readout becomes an untied head
     ids = {f"{r}_token_id": special[r] for r in ("bos", "eos", "pad") if special.get(r) is not None}
     base = dict(source or {})

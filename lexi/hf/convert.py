@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from lexi.config import apply_overrides, validate
+from lexi.embeddings.trainable import readout_scale
 from lexi.errors import UserError
 from lexi.hf import architectures as arch
 from lexi.hf.safetensors import Checkpoint, write
@@ -47,12 +48,12 @@ def read_config(folder: Path) -> dict:
         raise UserError(f"{path} is not valid JSON ({e})") from None
 
 
-def run_config(hf: dict, vocab_size: int) -> ml_collections.ConfigDict:
-    """The imported run's config: base_config() with the architecture's backbone and readout,
-    the HF tokenizer, and gentle continued-training settings (override on `lexi train`)."""
+def run_config(model: dict, emb: dict, context: int, vocab_size: int) -> ml_collections.ConfigDict:
+    """The imported run's config: base_config() with the architecture's backbone and readout
+    (`architectures.to_lexi`), the HF tokenizer, and gentle continued-training settings
+    (override on `lexi train`)."""
     from lexi.config import base_config
 
-    model, emb, context = arch.to_lexi(hf)
     cfg = base_config()
     cfg.model.update(model)
     for k, v in emb.items():
@@ -74,7 +75,7 @@ def import_hf(folder: str | Path, workdir: str | Path, seq_len: int = 0, overrid
 
     folder = Path(folder).expanduser()
     hf = read_config(folder)
-    arch.to_lexi(hf)  # refuses unsupported architectures before anything is read or written
+    lexi_model = arch.to_lexi(hf)  # refuses unsupported architectures before anything is read or written
     if not (folder / "tokenizer.json").exists():
         raise UserError(f"{folder} has no tokenizer.json; write one with transformers: "
                         "AutoTokenizer.from_pretrained(folder).save_pretrained(folder)")
@@ -86,7 +87,7 @@ def import_hf(folder: str | Path, workdir: str | Path, seq_len: int = 0, overrid
     if tok.vocab_size < rows:  # rows no token can produce: dropping them renormalises over real tokens
         log.warning("the model has %d embedding rows, the tokenizer %d ids: keeping the first %d rows",
                     rows, tok.vocab_size, tok.vocab_size)
-    cfg = run_config(hf, tok.vocab_size)
+    cfg = run_config(*lexi_model, tok.vocab_size)
     if seq_len:
         cfg.data.seq_len = int(seq_len)
     apply_overrides(cfg, overrides)
@@ -156,7 +157,7 @@ def export_hf(workdir: str | Path, out: str | Path, max_shard_bytes: int = 5 << 
     model = dataclasses.asdict(loaded.run.model.backbone)  # head_dim resolved
     special = {"bos": tok.bos_id, "eos": tok.eos_id, "pad": tok.pad_id}
     hf, tied = arch.to_hf(model, emb, tok.vocab_size, special, source)
-    scale = float(emb.get("logit_scale") or 0.0) or 1.0 / np.sqrt(model["d_model"])
+    scale = readout_scale(emb.get("logit_scale", 0.0), model["d_model"])
     params = loaded.params
 
     def get(path) -> np.ndarray:  # the whole array on this host, also when other processes hold parts of it
@@ -167,7 +168,7 @@ def export_hf(workdir: str | Path, out: str | Path, max_shard_bytes: int = 5 << 
             a = multihost_utils.process_allgather(a, tiled=True)
         return np.asarray(jax.device_get(a), np.float32)
 
-    tensors = dict(arch.export_tensors(fam, model, params, tied, float(scale), get))
+    tensors = dict(arch.export_tensors(fam, model, params, tied, scale, get))
     if jax.process_index() != 0:  # every process gathered; process 0 writes
         return out
     out.mkdir(parents=True, exist_ok=True)
