@@ -54,6 +54,8 @@ def get_config(variant: str = "tiny"):
         "generator": "hash",  # counter-based Gaussian rows; "threefry" = jax.random reference
         "readout_chunk": 0,  # 0 = materialise the per-sequence matrix (fine for 128 characters)
         "learn_temperature": True,  # readout logits = t * h . E^T, t starts at 1/sqrt(d)
+        "init_scale": "ones",  # the input scale starts at: ones (the paper) | signs (random +-1) | constant
+        "init_scale_value": 1.0,  # init_scale=constant: the starting value
     }
     variant = {"small": "small_char", "paper": "paper_char"}.get(variant, variant)
     if variant == "tiny":

@@ -30,7 +30,8 @@ def base_config() -> ml_collections.ConfigDict:
         "readout_chunk": 0,  # >0: readout over vocabulary chunks of this size, never B x L x V logits
     })
     c.data = ml_collections.ConfigDict({
-        "corpus": "kjv",  # kjv | python_code | text_files | tfds:<name>
+        "corpus": "kjv",  # kjv | python_code | text_files | tfds:<name> | mixture (of `mixture`)
+        "mixture": "",  # corpus=mixture: corpus:weight items by share of characters, e.g. "kjv:0.8,python_code:0.2"
         "files": "",  # text_files: glob(s) of .txt / .jsonl, comma separated
         "text_field": "text",  # .jsonl and TFDS feature holding the text
         "val_fraction": 0.04,  # share of documents held out, by a hash of their key (KJV: 49 chapters)
@@ -41,7 +42,9 @@ def base_config() -> ml_collections.ConfigDict:
         "seq_len": 128,  # tokens per training sequence (the context length)
         "cache_dir": "",  # token streams and trained tokenizers; "" = ~/.cache/lexi
         "tokenizer": ml_collections.ConfigDict({
-            "kind": "char",  # char (ASCII, 128) | byte (259) | unicode (65,536) | sentencepiece
+            # char (ASCII, 128) | corpus_chars (the train split's characters + 4) | byte (259) | unicode (65,536)
+            # | sentencepiece
+            "kind": "char",
             "vocab_size": 8000,  # sentencepiece: trained on the corpus' train split
             "model_type": "unigram",  # sentencepiece: unigram | bpe
             "model_file": "",  # sentencepiece: an existing .model (e.g. T5's) instead of training
@@ -199,5 +202,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     need(cfg.data.seq_len > 1, f"config.data.seq_len must be at least 2, got {cfg.data.seq_len}")
     need(t.log_every > 0 and t.checkpoint_every > 0, "config.train.log_every and checkpoint_every must be positive")
     BackboneConfig.from_dict(dict(cfg.model))
+    if cfg.data.get("mixture") or cfg.data.corpus == "mixture":
+        from lexi.data.corpora import get_corpus
+
+        get_corpus(cfg.data)  # a bad mixture spec stops here; corpora are opened lazily, nothing is read
     if cfg.model.position == "learned" and cfg.model.max_len < cfg.data.seq_len:
         raise UserError(f"config.model.max_len ({cfg.model.max_len}) is shorter than data.seq_len ({cfg.data.seq_len})")

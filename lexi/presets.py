@@ -58,7 +58,8 @@ def demo_config(kind: str):
     from lexi.config import base_config
 
     c = base_config()
-    c.embedding = ({"kind": "lexinvariant", "generator": "hash", "readout_chunk": 0, "learn_temperature": True}
+    c.embedding = ({"kind": "lexinvariant", "generator": "hash", "readout_chunk": 0, "learn_temperature": True,
+                    "init_scale": "ones", "init_scale_value": 1.0}
                    if kind == "lexinvariant" else {"kind": "trainable", "tied": True, "readout_chunk": 0})
     apply_demo_shape(c)
     if kind == "lexinvariant":

@@ -220,3 +220,45 @@ def test_get_corpus_errors():
         get_corpus(data_cfg(val_fraction=1.5))
     with pytest.raises(ValueError, match="split must be"):
         list(KJV().documents("test"))
+
+
+# ---------------------------------------------------------------- mixture
+
+
+def test_mixture_keeps_each_corpus_at_its_share_of_characters(tmp_path):
+    """Documents interleave so every prefix stays near the weights; the stream ends when a
+    corpus runs out; each corpus splits by its own rule."""
+    (tmp_path / "prose").mkdir()
+    (tmp_path / "code").mkdir()
+    for i in range(60):
+        (tmp_path / "prose" / f"{i:02d}.txt").write_text(f"p{i:02d}" + "p" * 97)
+        (tmp_path / "code" / f"{i:02d}.txt").write_text(f"c{i:02d}" + "c" * 47)
+    # text_files reads config.data.files, so each part is its own text_files corpus through a glob per part
+    prose = get_corpus(data_cfg(corpus="text_files", files=f"{tmp_path}/prose/*.txt", val_fraction=0.1))
+    code = get_corpus(data_cfg(corpus="text_files", files=f"{tmp_path}/code/*.txt", val_fraction=0.1))
+    from lexi.data.corpora import Mixture
+
+    mix = Mixture([(prose, 0.75), (code, 0.25)])
+    docs = list(mix.documents("train"))
+    n_prose = len(list(prose.documents("train")))
+    assert sum(d[0] == "p" for d in docs) == n_prose  # prose ran out first and ended the stream
+    chars = np.cumsum([[len(d) * (d[0] == "p"), len(d) * (d[0] == "c")] for d in docs], axis=0)
+    share = chars[:, 0] / chars.sum(1)
+    assert np.all(np.abs(share[10:] - 0.75) < 0.05)
+    val = list(mix.documents("validation"))
+    assert val and set(val) <= set(prose.documents("validation")) | set(code.documents("validation"))
+    assert mix.fingerprint() != Mixture([(prose, 0.5), (code, 0.5)]).fingerprint()
+
+
+def test_mixture_config_and_its_errors():
+    c = get_corpus(data_cfg(corpus="mixture", mixture="kjv:4, python_code:1"))
+    assert [(p.name, w) for p, w in c.parts] == [("kjv", 0.8), ("python_code", 0.2)]
+    for bad, match in (("kjv:1", "at least two"), ("kjv", "corpus:weight"),
+                       ("kjv:0.5,python_code:-1", "positive weight"), ("kjv:1,mixture:1", "another mixture"),
+                       ("kjv:1,nope:1", "unknown")):
+        with pytest.raises(UserError, match=match):
+            get_corpus(data_cfg(corpus="mixture", mixture=bad))
+    with pytest.raises(UserError, match="needs config.data.mixture"):
+        get_corpus(data_cfg(corpus="mixture"))
+    with pytest.raises(UserError, match="corpus=mixture"):
+        get_corpus(data_cfg(corpus="kjv", mixture="kjv:1,python_code:1"))

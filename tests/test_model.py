@@ -170,3 +170,50 @@ def test_model_attention_implementations_agree():
         out[impl] = model.apply({"params": params}, x, x, ctx)
     for a, b in zip(jax.tree_util.tree_leaves(out["einsum"]), jax.tree_util.tree_leaves(out["xla"])):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_residual_streams_end_in_the_hidden_state_and_follow_the_layers(scan):
+    """Index 0 is the embedding output, the last is what the readout sees, and cutting the
+    model after layer 1 gives stream 1 (the probe reads exactly the residual stream)."""
+    model = tiny_model(scan_layers=scan, num_layers=3)
+    params, x, ctx = init(model)
+    params = nn.meta.unbox(params)
+    streams = model.apply({"params": params}, x, ctx, method=LanguageModel.residual_streams)
+    assert streams.shape == (4, 2, 12, 32)
+    h = model.apply({"params": params}, x, ctx, method=LanguageModel.hidden_states)
+    np.testing.assert_allclose(streams[-1], h, atol=1e-6)
+    emb = model.apply({"params": params}, x, ctx, method=lambda m, t, c: m.embedding.embed(t, c))
+    np.testing.assert_allclose(streams[0], emb, atol=1e-6)
+    if not scan:  # one layer's model: its final norm over stream 1 is that model's hidden state
+        one = tiny_model(num_layers=1)
+        p1 = {"embedding": params["embedding"], "body": {"layer_0": params["body"]["layer_0"],
+                                                          "relpos": params["body"]["relpos"],
+                                                          "final_norm": params["body"]["final_norm"]}}
+        h1 = one.apply({"params": p1}, x, ctx, method=LanguageModel.hidden_states)
+        s1 = streams[1] / np.sqrt(np.mean(np.square(streams[1]), -1, keepdims=True) + 1e-6)
+        np.testing.assert_allclose(s1 * np.asarray(params["body"]["final_norm"]["scale"]), h1, atol=1e-4)
+    else:
+        assert not np.allclose(streams[1], streams[2])
+
+
+def test_per_layer_relative_bias_gives_each_layer_its_table():
+    shared, per_layer = tiny_model(), tiny_model(relpos_per_layer=True)
+    p_shared = nn.meta.unbox(init(shared)[0])
+    p_layer, x, ctx = init(per_layer)
+    p_layer = nn.meta.unbox(p_layer)
+    assert "relpos" in p_shared["body"] and "relpos" not in p_layer["body"]
+    for i in range(2):
+        assert p_layer["body"][f"layer_{i}"]["relpos"]["rel_embedding"].shape == (32, 4)
+    # with every layer given the shared table, the two models compute the same thing
+    table = p_shared["body"]["relpos"]
+    same = jax.tree_util.tree_map(lambda a: a, p_layer)
+    for i in range(2):
+        same["body"][f"layer_{i}"] = dict(p_shared["body"][f"layer_{i}"], relpos=table)
+    same["embedding"], same["body"]["final_norm"] = p_shared["embedding"], p_shared["body"]["final_norm"]
+    np.testing.assert_allclose(shared.apply({"params": p_shared}, x, x, ctx),
+                               per_layer.apply({"params": same}, x, x, ctx), atol=1e-5)
+    # and it decodes with a cache like the full forward
+    out = generate(per_layer, {"params": p_layer}, x[:, :5], ctx, jax.random.key(0), max_new=3)
+    logits = per_layer.apply({"params": p_layer}, x[:, :5], ctx, method=LanguageModel.logits)
+    np.testing.assert_array_equal(jnp.argmax(logits[:, -1], -1), out[:, 0])

@@ -302,3 +302,24 @@ def test_size_from_config_matches_the_built_tokenizer_without_a_corpus(sp_tok, t
     # one still to be trained: its configured size, with the specials lexi trains (as sp_tok has)
     assert tokenizers.size_from_config({"kind": "sentencepiece", "vocab_size": 512}, tmp_path) == \
         (512, tuple(sp_tok.special_ids))
+
+
+def test_corpus_chars_holds_exactly_the_train_characters(kjv_docs, tmp_path):
+    """KJV's characters and four specials; a round trip of the corpus; others become <unk>
+    and are counted; saved and loaded like any run tokenizer."""
+    from lexi.tokenizers import CorpusCharTokenizer
+
+    tok = tokenizers.from_config({"kind": "corpus_chars"}, lambda: iter(kjv_docs), tmp_path)
+    assert isinstance(tok, CorpusCharTokenizer)
+    used = set("".join(kjv_docs))
+    assert tok.vocab_size == len(used) + 4 and set(tok.chars) == used and tok.vocab_size < 80
+    ids = tok.encode(kjv_docs[0])
+    assert tok.decode(ids) == kjv_docs[0] and min(ids) >= 4
+    assert sorted(ids) == sorted(tok.encode(kjv_docs[0][::-1]))  # one id per character
+    assert tok.replaced_count == 0
+    assert tok.encode("é\x00a") == [tok.unk_id, tok.unk_id, tok.encode("a")[0]] and tok.replaced_count == 2
+    tok.save(tmp_path)
+    again = tokenizers.load(tmp_path)
+    assert again.encode(kjv_docs[1]) == tok.encode(kjv_docs[1]) and again.fingerprint() == tok.fingerprint()
+    with pytest.raises(UserError, match="built from a corpus"):
+        tokenizers.load("corpus_chars")

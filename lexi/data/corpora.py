@@ -3,7 +3,8 @@
 A document goes to the validation split iff sha256 of its key, mod 10 000, falls below
 val_fraction * 10 000: the split never depends on file order, Python's hash seed or how
 many documents were read. `get_corpus(config.data)` picks the corpus:
-kjv | python_code | text_files (text_files.py) | tfds:<name> (tfds_corpus.py).
+kjv | python_code | text_files (text_files.py) | tfds:<name> (tfds_corpus.py) | mixture
+(several of those, weighted: `config.data.mixture`).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from lexi.errors import UserError
 log = logging.getLogger("lexi")
 
 SPLITS = ("train", "validation")
-CORPORA = ("kjv", "python_code", "text_files", "tfds:<name>")
+CORPORA = ("kjv", "python_code", "text_files", "tfds:<name>", "mixture")
 
 
 def in_validation(key: str, val_fraction: float) -> bool:
@@ -179,11 +180,71 @@ class PythonCode(HashSplitCorpus):
         return {"python": platform.python_version(), "files": h.hexdigest()}
 
 
+class Mixture(Corpus):
+    """Documents of several corpora interleaved so that each supplies its weight's share of
+    the characters (like the Pile's mix of prose and code): the next document always comes
+    from the corpus furthest below its share. The split ends when any corpus runs out, so
+    the shares hold over the whole stream. Each corpus keeps its own validation rule."""
+
+    name = "mixture"
+
+    def __init__(self, parts: list[tuple[Corpus, float]]):
+        self.parts = parts
+
+    def documents(self, split: str) -> Iterator[str]:
+        check_split(split)
+        streams = [p.documents(split) for p, _ in self.parts]
+        weights = [w for _, w in self.parts]
+        chars = [0] * len(streams)
+        while True:
+            i = min(range(len(streams)), key=lambda j: (chars[j] / weights[j], j))
+            doc = next(streams[i], None)
+            if doc is None:
+                return
+            chars[i] += len(doc)
+            yield doc
+
+    def fingerprint(self) -> str:
+        ident = [[p.fingerprint(), w] for p, w in self.parts]
+        return "mixture-" + hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
+
+
+def parse_mixture(spec: str) -> list[tuple[str, float]]:
+    """"kjv:0.8,python_code:0.2" -> [("kjv", 0.8), ("python_code", 0.2)], weights normalised."""
+    parts = []
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        name, colon, weight = item.rpartition(":")
+        try:
+            w = float(weight)
+        except ValueError:
+            w = -1.0
+        if not colon or not name or w <= 0:
+            raise UserError(f"config.data.mixture item {item!r} should look like corpus:weight with a positive "
+                            "weight, e.g. 'kjv:0.8,python_code:0.2'")
+        if name == "mixture":
+            raise UserError("config.data.mixture cannot contain another mixture")
+        parts.append((name, w))
+    if len(parts) < 2:
+        raise UserError(f"config.data.mixture {spec!r} needs at least two corpus:weight items, "
+                        "e.g. 'kjv:0.8,python_code:0.2'")
+    total = sum(w for _, w in parts)
+    return [(n, w / total) for n, w in parts]
+
+
 def get_corpus(data_cfg) -> Corpus:
     """The corpus `config.data` names (fields: corpus, files, text_field, val_fraction,
-    max_documents, tfds_split, tfds_validation_split, tfds_data_dir)."""
+    max_documents, tfds_split, tfds_validation_split, tfds_data_dir, mixture)."""
     get = data_cfg.get
     name = str(get("corpus", "kjv"))
+    mixture = str(get("mixture", "") or "")
+    if name == "mixture":
+        if not mixture:
+            raise UserError("config.data.corpus=mixture needs config.data.mixture, e.g. 'kjv:0.8,python_code:0.2'")
+        return Mixture([(get_corpus({**dict(data_cfg), "corpus": n, "mixture": ""}), w)
+                        for n, w in parse_mixture(mixture)])
+    if mixture:
+        raise UserError(f"config.data.mixture is set but config.data.corpus is {name!r}: set "
+                        "--config.data.corpus=mixture to train on the mixture")
     kw = {"val_fraction": float(get("val_fraction", 0.02)), "max_documents": int(get("max_documents", 0) or 0)}
     if name == "kjv":
         return KJV(**kw)

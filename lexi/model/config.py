@@ -44,6 +44,7 @@ class BackboneConfig:
     rope_attention_factor: float = 0.0  # yarn: scale on cos/sin; 0 = 0.1 ln(factor) + 1
     relpos_buckets: int = 32  # T5 relative position bias
     relpos_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
+    relpos_per_layer: bool = False  # T5 bias: a table per layer (num_heads x layers profiles) instead of T5's one
     use_bias: bool = False  # biases in every Dense layer (GPT-2 style)
     qkv_bias: bool = False  # biases on the query, key and value projections only (Qwen2 style)
     dtype: str = "float32"  # compute dtype; parameters stay float32

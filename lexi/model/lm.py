@@ -50,3 +50,12 @@ class LanguageModel(nn.Module):
                       positions_BxL: Optional[Array] = None) -> Array:
         """Final-layer activations h_BxLxD, e.g. for probes."""
         return self.hidden(inputs_BxL, ctx, segment_ids_BxL, positions_BxL)
+
+    def residual_streams(self, inputs_BxL: Array, ctx: Any, segment_ids_BxL: Optional[Array] = None,
+                         positions_BxL: Optional[Array] = None) -> Array:
+        """Every layer's view of the sequence, float32[layers + 1, B, L, D]: the embedding
+        output, the residual stream after each block but the last, and the final-normed h
+        (what the readout sees). Probes read any of them: for a lexinvariant model the final
+        layer is written for h . E^T, the hardest place to decode token identities."""
+        x = self.embedding.embed(inputs_BxL, ctx)
+        return self.body(x, segment_ids_BxL, positions_BxL, residuals=True)

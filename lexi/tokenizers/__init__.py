@@ -16,6 +16,8 @@ from lexi.errors import UserError
 from lexi.tokenizers.base import TOKENIZER_JSON, Tokenizer
 from lexi.tokenizers.byte import ByteTokenizer
 from lexi.tokenizers.char import CharTokenizer
+from lexi.tokenizers import corpus_chars as _corpus_chars
+from lexi.tokenizers.corpus_chars import CorpusCharTokenizer
 from lexi.tokenizers import hf as _hf
 from lexi.tokenizers.hf import HFTokenizer
 from lexi.tokenizers.sentencepiece import TRAINED_SPECIAL_IDS, SentencePieceTokenizer, train_sentencepiece
@@ -50,6 +52,7 @@ register("byte", lambda desc, base: ByteTokenizer(), "byte")
 register("sentencepiece", _load_sentencepiece)
 register("unicode", _unicode.from_description, "unicode")
 register("hf", _hf.from_description)
+register("corpus_chars", _corpus_chars.from_description)
 
 
 def _valid() -> str:
@@ -116,6 +119,8 @@ def from_config(tok_cfg, texts_fn: Callable[[], Iterable[str]], cache_dir: str |
                                    model_type=str(cfg.get("model_type", "unigram")), key=corpus_key, seed=seed)
     if kind == "unicode":  # n-grams (num_ngrams, max_n) are learned on texts_fn() and cached
         return _unicode.from_config(cfg, texts_fn, cache_dir, key=corpus_key)
+    if kind == "corpus_chars":  # one pass over the train split's characters (seconds for KJV)
+        return CorpusCharTokenizer.from_texts(texts_fn())
     if kind in _KINDS:
         return _KINDS[kind]({**cfg, "kind": kind}, Path("."))
     raise UserError(f"config.data.tokenizer.kind {cfg.get('kind')!r} is unknown; "
@@ -142,5 +147,6 @@ def size_from_config(tok_cfg, cache_dir: str | os.PathLike) -> tuple[int, tuple[
     return tok.vocab_size, tuple(tok.special_ids)
 
 
-__all__ = ["Tokenizer", "CharTokenizer", "ByteTokenizer", "SentencePieceTokenizer", "UnicodeTokenizer", "HFTokenizer",
+__all__ = ["Tokenizer", "CharTokenizer", "CorpusCharTokenizer",
+           "ByteTokenizer", "SentencePieceTokenizer", "UnicodeTokenizer", "HFTokenizer",
            "load", "from_config", "size_from_config", "register", "train_sentencepiece", "TOKENIZER_JSON"]
