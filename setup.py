@@ -25,6 +25,7 @@ setup(
         # Imported lazily, only for `tfds:<name>` corpora; TensorFlow itself is not needed.
         "tensorflow-datasets>=4.9,<5",
         "numpy>=1.26",
+        "scipy>=1.10",  # the cipher probe's one-to-one key (scipy.optimize.linear_sum_assignment)
         "tqdm>=4.66",
         "tensorboardX>=2.6",
         "matplotlib>=3.8",

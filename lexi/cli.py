@@ -46,9 +46,25 @@ def _cmd_eval(args, overrides) -> int:
         raise_unexpected(overrides)
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     res = run_suite(Path(args.workdir), suites, text_file=args.text_file, examples=args.examples, seed=args.seed,
-                    num_sequences=args.sequences, probe_steps=args.probe_steps, mc_file=args.mc_file)
+                    num_sequences=args.sequences, probe_steps=args.probe_steps, probe_pool=args.probe_pool,
+                    mc_file=args.mc_file, reasoning_offset=args.reasoning_offset,
+                    lookup_pairs=_int_list(args.lookup_pairs, "--lookup-pairs"), induction_length=args.induction_length,
+                    task_params={"permutation": {"num_items": args.permutation_items,
+                                                 "num_demos": args.permutation_demos}})
     _print_report(markdown_table({Path(args.workdir).name: res}), res["_paths"])
     return 0
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    from lexi.errors import UserError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise UserError(f"{flag} takes comma-separated positive integers, e.g. 4,16; got {text!r}")
+    return values
 
 
 def _cmd_compare(args, overrides) -> int:
@@ -227,6 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--examples", type=int, default=1000, help="examples per reasoning task and sampler")
     e.add_argument("--sequences", type=int, default=100, help="validation sequences for perplexity and cipher")
     e.add_argument("--probe-steps", type=int, default=1000, help="deciphering probe training steps (paper: 10k)")
+    e.add_argument("--probe-pool", type=int, default=512,
+                   help="enciphered training windows whose features (every layer) the probes train on, computed "
+                        "once; the last 1/8 are held out to choose the layer")
+    e.add_argument("--lookup-pairs", default="4,16",
+                   help="reasoning: LookUp prompt sizes, comma-separated key->value pair counts; reported as "
+                        "'lookup' (4, the paper's) and 'lookup_N'")
+    e.add_argument("--permutation-items", type=int, default=4, help="reasoning: items per Permutation row")
+    e.add_argument("--permutation-demos", type=int, default=3,
+                   help="reasoning: demonstrations of the reordering before the Permutation query")
+    e.add_argument("--reasoning-offset", type=int, default=0,
+                   help="reasoning: tokens of evaluation text placed before every prompt in the same context, so "
+                        "the prompt sits where the model has warmed up (bos, text, separator, prompt must fit in "
+                        "the model's seq_len)")
+    e.add_argument("--induction-length", type=int, default=32,
+                   help="reasoning: length of the random string the induction score repeats (2x this + 1 must fit "
+                        "in seq_len); 0 skips it")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(fn=_cmd_eval)
 

@@ -252,3 +252,224 @@ def test_moving_average_axis_and_window_one():
     assert moving_average(x).shape == x.shape
     with pytest.raises(ValueError):
         moving_average(x, 0)
+
+
+# --- decodings from log-probabilities ----------------------------------------------------
+
+
+def test_letters_and_assignment_on_a_hand_made_window():
+    """Cipher a appears twice and b, c once. The probe favours plain 'a' at a and at b, so the
+    letters vote gives both 'a'; the one-to-one assignment keeps 'a' for the stronger
+    evidence (two positions at -0.1 against one at -0.5) and gives b its second choice."""
+    a, b, c = 97, 98, 99
+    cipher = np.array([a, 32, a, b, c])
+    logp = np.log(np.array([[0.90, 0.05, 0.05],
+                            [0.10, 0.10, 0.10],  # a space: not in the alphabet, never counted
+                            [0.90, 0.05, 0.05],
+                            [0.60, 0.35, 0.05],
+                            [0.10, 0.10, 0.80]]))
+    pred = np.array([32, 32, 32, 32, 32])
+    assert C.letters_key(cipher, logp, [a, b, c]) == {a: a, b: a, c: c}
+    assert C.assignment_key(cipher, logp, [a, b, c]) == {a: a, b: b, c: c}
+    assert C.decode_key("vote", cipher, pred, logp, [a, b, c]) == {a: 32, b: 32, c: 32}
+    present, score = C.summed_logprobs(cipher, logp, [a, b, c])
+    np.testing.assert_array_equal(present, [a, b, c])
+    np.testing.assert_allclose(score[0], 2 * np.log([0.90, 0.05, 0.05]))
+    with pytest.raises(ValueError, match="unknown decoding"):
+        C.decode_key("majority", cipher, pred, logp, [a, b, c])
+    with pytest.raises(ValueError, match="positions x alphabet"):
+        C.letters_key(cipher, logp[:, :2], [a, b, c])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(6, 9))
+def test_assignment_is_one_to_one_and_optimal(seed, num_cipher, num_plain):
+    """Against brute force over every injective key, including many more plain ids than
+    cipher ids present (where the solve is restricted to each row's top columns)."""
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    alphabet = rng.permutation(np.arange(200, 200 + num_plain))  # any order: column j is alphabet[j]
+    cipher_ids = rng.choice(alphabet, num_cipher, replace=False)
+    cipher = rng.choice(cipher_ids, 3 * num_cipher)
+    cipher[:num_cipher] = cipher_ids
+    logp = np.log(rng.dirichlet(np.ones(num_plain), size=len(cipher)))
+    key = C.assignment_key(cipher, logp, alphabet)
+    assert sorted(key) == sorted(cipher_ids.tolist()) and len(set(key.values())) == num_cipher
+    present, score = C.summed_logprobs(cipher, logp, alphabet)
+    col = {int(p): j for j, p in enumerate(alphabet)}
+    best = max(sum(score[i, j] for i, j in enumerate(cols))
+               for cols in itertools.permutations(range(num_plain), len(present)))
+    assert sum(score[i, col[key[int(c)]]] for i, c in enumerate(present)) == pytest.approx(best)
+
+
+def test_decoded_keys_name_plain_letters_of_cipher_letters_not_the_reverse():
+    """Log-probabilities that point at the true plain letter (columns in a shuffled alphabet
+    order) recover cipher -> plain exactly under every decoding; the key used the other way
+    round (plain -> cipher) scores far lower, so swapping the two anywhere fails this."""
+    plain = _plain_SxL(8, 300, seed=11)
+    cipher, truths = _encipher_each(plain, seed=12)
+    order = np.random.default_rng(13).permutation(LETTERS)
+    column = {int(p): j for j, p in enumerate(order)}
+    logp = np.full(plain.shape + (26,), np.log(0.01 / 25))
+    for (i, t), p in np.ndenumerate(plain):
+        if p in column:
+            logp[i, t, column[p]] = np.log(0.99)
+    _, prec = C.windowed_precisions(cipher, plain, logp, truths, order, window=100)
+    for d in C.DECODINGS:
+        np.testing.assert_array_equal(prec[d], 1.0)
+    reversed_truths = [{p: c for c, p in t.items()} for t in truths]  # plain -> cipher
+    _, wrong = C.windowed_precisions(cipher, plain, logp, reversed_truths, order, window=100)
+    assert all(wrong[d].max() < 0.3 for d in C.DECODINGS), wrong
+    # Columns read in sorted order while the probe wrote them in `order`: wrong as well.
+    _, misread = C.windowed_precisions(cipher, plain, logp, truths, LETTERS, window=100)
+    assert misread["letters"].max() < 0.3 and misread["assignment"].max() < 0.3
+
+
+def test_vote_decoding_is_the_papers_vote():
+    plain = _plain_SxL(20, 300, seed=14)
+    cipher, truths = _encipher_each(plain, seed=15)
+    rng = np.random.default_rng(16)
+    pred = np.where(rng.random(plain.shape) < 0.5, plain, 32)
+    logp = np.log(rng.dirichlet(np.ones(26), size=plain.shape))
+    starts, prec = C.windowed_precisions(cipher, pred, logp, truths, LETTERS, window=100, stride=50)
+    starts_old, old = C.windowed_key_precision(cipher, pred, truths, LETTERS, window=100, stride=50)
+    np.testing.assert_array_equal(starts, starts_old)
+    np.testing.assert_array_equal(prec["vote"], old)
+    _, freq = C.windowed_frequency_precisions(cipher, REFERENCE, truths, LETTERS, window=100, stride=50)
+    _, freq_old = C.windowed_frequency_precision(cipher, REFERENCE, truths, LETTERS, window=100, stride=50)
+    np.testing.assert_array_equal(freq["vote"], freq_old)
+    np.testing.assert_array_equal(freq["letters"], freq_old)
+
+
+def test_always_space_predictor():
+    """A probe that always says space, with unigram log-probabilities log f(a) over the
+    letters: the vote is exactly 0 (every vote is for a non-letter); letters names the most
+    frequent letter everywhere, right only for the cipher letter of 'e'; the assignment is
+    frequency analysis, computed by the baseline through the same code."""
+    plain = _plain_SxL(60, 300, seed=17)
+    cipher, truths = _encipher_each(plain, seed=18)
+    ref = C.letter_frequencies(plain, LETTERS)
+    logp = np.broadcast_to(C.reference_logprobs(ref, LETTERS), plain.shape + (26,))
+    starts, prec = C.windowed_precisions(cipher, np.full_like(plain, 32), logp, truths, LETTERS, window=100)
+    np.testing.assert_array_equal(prec["vote"], 0.0)
+    e = ord("e")
+    expected = [np.mean([int(np.any(p[s:s + 100] == e)) / len(np.intersect1d(p[s:s + 100], LETTERS))
+                         for p in plain]) for s in starts]
+    np.testing.assert_allclose(prec["letters"], expected)
+    _, base = C.windowed_frequency_precisions(cipher, ref, truths, LETTERS, window=100)
+    np.testing.assert_allclose(prec["assignment"], base["assignment"])
+    # The assignment baseline is rank matching up to ties between equal counts.
+    assert abs(base["assignment"].mean() - base["vote"].mean()) < 0.03, base
+
+
+def test_frequency_assignment_attains_the_rank_matching_optimum():
+    """Rank matching maximises sum count(c) log f(a) (rearrangement inequality): the solver's
+    key scores exactly as well, whatever it does with ties."""
+    plain = _plain_SxL(30, 100, seed=19)
+    cipher, _ = _encipher_each(plain, seed=20)
+    logf = C.reference_logprobs(REFERENCE, LETTERS)
+    col = {int(a): j for j, a in enumerate(LETTERS)}
+    for w in cipher:
+        counts = {int(c): int(np.sum(w == c)) for c in np.intersect1d(w, LETTERS)}
+        total = lambda key: sum(counts[c] * logf[col[p]] for c, p in key.items())
+        assigned = C.assignment_key(w, np.broadcast_to(logf, (len(w), 26)), LETTERS)
+        assert total(assigned) == pytest.approx(total(C.frequency_decipher(w, REFERENCE, LETTERS)))
+
+
+# --- the probe, on given features --------------------------------------------------------
+
+
+def _english_stream():
+    return np.asarray([TOK.bos_id] + TOK.encode(ENGLISH.lower()), np.int32)
+
+
+def _given_features(num, seq_len, seed, table_VxD):
+    """Windows of the English text, a fresh key each, read by a featurizer with three layers:
+    zeros, fresh Gaussian noise, and a vector per plain token (an oracle that sees the plain
+    text through the key)."""
+    from lexi.data.packing import eval_windows
+    from lexi.eval import decipher
+
+    windows = eval_windows(_english_stream(), seq_len, num, TOK.bos_id, pad_id=TOK.pad_id)
+    rng = np.random.default_rng(seed)
+    perms = np.stack([C.letter_permutation_ids(C.letter_key(rng), TOK.vocab_size, LETTERS) for _ in range(num)])
+    inverse = np.stack([C.invert_key(p) for p in perms])
+    noise = np.random.default_rng(seed + 1)
+
+    def featurize(batch, rows):
+        plain = np.take_along_axis(inverse[rows], batch["inputs"], axis=1)
+        d = table_VxD.shape[1]
+        return np.stack([np.zeros(plain.shape + (d,)), noise.normal(size=plain.shape + (d,)), table_VxD[plain]])
+
+    return decipher.CipherSet(windows, perms, featurize)
+
+
+@pytest.fixture(scope="module")
+def given_features_run():
+    from lexi.eval import decipher
+
+    table = np.random.default_rng(0).normal(size=(TOK.vocab_size, 16))
+    pool, val = _given_features(64, 128, 1, table), _given_features(16, 200, 2, table)
+    reference = C.letter_frequencies(_english_stream(), LETTERS)
+    res, fit = decipher.key_recovery(pool, val, vocab_size=TOK.vocab_size, special_ids=TOK.special_ids,
+                                     alphabet=LETTERS, reference=reference, steps=400, window=100, stride=50,
+                                     batch_tokens=256)
+    return res, fit
+
+
+def test_oracle_features_recover_the_key_under_every_decoding(given_features_run):
+    """Features that encode the plain token, through the training and decoding `lexi eval`
+    runs: every decoding recovers the key, and the layer is chosen by held-out loss."""
+    res, fit = given_features_run
+    assert res["probe_layer"] == 2 and fit.heldout_loss_K.argmin() == 2
+    assert res["by_layer"][2]["heldout_accuracy"] > 0.99 and res["probe_accuracy"] > 0.99
+    for d in C.DECODINGS:
+        assert min(res["key_precision"][d]["by_window"]) >= 0.99, (d, res["key_precision"][d])
+    assert res["key_precision_by_window"] == res["key_precision"]["vote"]["by_window"]
+    assert res["key_precision_last_window"] == res["key_precision"]["vote"]["last_window"]
+    assert res["frequency_baseline_precision"] == res["frequency_baseline"]["vote"]["last_window"]
+    assert res["window_starts"] == [0, 50, 100] and res["probe_pool"] == 64
+    assert [layer["name"] for layer in res["by_layer"]] == ["embedding", "block 1", "final norm"]
+
+
+def test_features_without_information_do_no_better_than_frequency_analysis(given_features_run):
+    """Zeros and noise leave the probe the unigram distribution: its argmax is a space (vote
+    0), its best letter is 'e' everywhere (letters: one right letter per window), and the
+    one-to-one assignment is frequency analysis with the pool's frequencies."""
+    res, _ = given_features_run
+    base = res["frequency_baseline"]
+    for layer in res["by_layer"][:2]:
+        prec = {d: np.asarray(layer["key_precision"][d]["by_window"]) for d in C.DECODINGS}
+        assert prec["vote"].max() <= 0.05, layer["name"]
+        assert np.all(prec["letters"] <= np.asarray(base["letters"]["by_window"]) + 0.02), layer["name"]
+        assert np.all(prec["letters"] < 0.1)
+        assert np.all(prec["assignment"] <= np.asarray(base["assignment"]["by_window"]) + 0.05), layer["name"]
+        assert layer["heldout_loss"] > res["by_layer"][2]["heldout_loss"] + 1.0
+
+
+def test_model_features_restart_at_every_document():
+    """The probe reads the frozen model with the segment ids and positions packing gives
+    training batches: a document packed after another has the features it has alone."""
+    import flax.linen as nn
+
+    from helpers import init, tiny_model
+    from lexi.data.packing import pack
+    from lexi.eval import decipher
+    from lexi.model.lm import model_variables
+
+    model = tiny_model("trainable", vocab=TOK.vocab_size, position="learned", num_layers=2)
+    params, _, _ = init(model, vocab=TOK.vocab_size)
+    featurize = decipher.model_featurizer(model, model_variables(nn.meta.unbox(params)), seed=0)
+    first, second = TOK.encode("in the beginning"), TOK.encode("and the earth was without form")
+    packed = pack(np.array([[TOK.bos_id] + first + [TOK.bos_id] + second]), TOK.bos_id)
+    alone = pack(np.array([[TOK.bos_id] + second + [32] * (len(first) + 1)]), TOK.bos_id)
+    rows = np.arange(1)
+    f_packed, f_alone = np.asarray(featurize(packed, rows)), np.asarray(featurize(alone, rows))
+    assert f_packed.shape == (3, 1, len(first) + len(second) + 1, 32)
+    start = len(first) + 1
+    np.testing.assert_allclose(f_packed[:, 0, start:], f_alone[:, 0, :len(second)], atol=1e-5)
+    unsegmented = dict(packed, segment_ids=np.ones_like(packed["segment_ids"]),
+                       positions=np.arange(packed["inputs"].shape[1])[None])
+    assert not np.allclose(np.asarray(featurize(unsegmented, rows))[:, 0, start:], f_alone[:, 0, :len(second)],
+                           atol=1e-3)

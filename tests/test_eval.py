@@ -23,8 +23,12 @@ def runs(tmp_path_factory, cache_dir):
     return out
 
 
+SMALL_REASONING = dict(lookup_pairs=(4, 8), task_params={"permutation": {"num_demos": 2}})  # fits seq_len 64
+
+
 def test_suite_writes_results_report_and_plots(runs):
-    res = run_suite(runs["lexinvariant"], examples=20, num_sequences=8, probe_steps=20)
+    res = run_suite(runs["lexinvariant"], examples=20, num_sequences=8, probe_steps=20, reasoning_offset=8,
+                    **SMALL_REASONING)
     saved = json.loads((runs["lexinvariant"] / "eval" / "results.json").read_text())
     p, c, r = saved["perplexity"], saved["cipher"], saved["reasoning"]
     assert len(p["loss_by_position"]) == 64 and math.isfinite(p["mean_loss"])
@@ -34,13 +38,52 @@ def test_suite_writes_results_report_and_plots(runs):
               "frequency_baseline_precision"):
         assert k in c
     assert 0.0 <= c["key_precision_last_window"] <= 1.0
-    for task in ("lookup", "permutation"):
+    assert list(r["tasks"]) == ["lookup", "lookup_8", "permutation"] and r["offset"] == 8
+    for task in ("lookup", "lookup_8", "permutation"):
         for sampler in ("uniform", "frequency"):
             assert 0.0 <= r[task][sampler] <= 1.0
+            d, cal = r["detail"][task][sampler], r["calibration"][task][sampler]
+            assert d["exact_match"] == r[task][sampler] and 1 <= d["mean_rank"] <= d["num_candidates"]
+            assert 0.0 <= d["top1_among_candidates"] <= 1.0 and d["answer_logprob"] < 0
+            assert cal["top1_chance"] == d["top1_chance"]
+            assert cal["copier_exact_match"] == (1.0 if task.startswith("lookup") else pytest.approx(0, abs=0.1))
+    ind = r["induction"]
+    assert ind["length"] == 32 and ind["sequences"] == 20
+    assert all(math.isfinite(ind[k]) for k in ("first_copy_loss", "second_copy_loss", "induction_gain"))
+    assert ind["induction_gain"] == pytest.approx(ind["first_copy_loss"] - ind["second_copy_loss"])
     for name in ("report.md", "loss_by_position.png", "key_precision.png"):
         assert (runs["lexinvariant"] / "eval" / name).stat().st_size > 0
-    assert "| lookup (uniform) |" in (runs["lexinvariant"] / "eval" / "report.md").read_text()
+    md = (runs["lexinvariant"] / "eval" / "report.md").read_text()
+    for row in ("| lookup (uniform) |", "| lookup_8 (frequency), top-1 among candidates |",
+                "| permutation (uniform), chance top-1 |", "| induction gain |", "| lookup_8 | uniform |"):
+        assert row in md
     assert res["step"] == 30
+
+
+def test_teacher_forced_scores_agree_with_plain_scoring(runs):
+    """The candidates' log-probs and the answer's come from one pass; they must be what
+    token_nll gives for the same sequences with the same evaluation contexts."""
+    import numpy as np
+
+    from lexi.eval import reasoning, scoring, tasks
+    from lexi.inference import load_for_inference
+
+    run = load_for_inference(runs["lexinvariant"])
+    exs = tasks.make_examples("lookup", 6, 0, run.tokenizer, num_pairs=4)
+    ctxs = reasoning.place_prompts(exs, run.tokenizer.bos_id, tasks.Format.from_tokenizer(run.tokenizer).sep)
+    cand_logp, answer_logp = reasoning.teacher_force(run.model, run.variables, ctxs, exs, seed=0, batch_size=4)
+    seqs = np.asarray([c + e.answer_ids for c, e in zip(ctxs, exs)], np.int32)
+    nll = scoring.token_nll(run.model, run.variables, {"inputs": seqs[:, :-1], "targets": seqs[:, 1:]}, seed=0)
+    np.testing.assert_allclose(answer_logp, -nll[:, -1], rtol=1e-4, atol=1e-5)
+    for logp, e, a in zip(cand_logp, exs, answer_logp):
+        assert logp[tasks.candidate_ids(e).index(e.answer_ids[0])] == pytest.approx(a, rel=1e-4, abs=1e-5)
+
+
+def test_reasoning_prompts_must_fit_the_context(runs):
+    """At seq_len 64 the default LookUp with 16 pairs does not fit: one clear error, before any
+    suite runs."""
+    with pytest.raises(UserError, match="lookup_16: .* the model's context is 64"):
+        run_suite(runs["trainable"], ["perplexity", "reasoning"])
 
 
 def test_lexinvariant_is_blind_to_the_cipher_and_standard_is_not(runs):
@@ -107,3 +150,28 @@ def test_multiple_choice_by_log_likelihood_end_to_end(tmp_path, cache_dir):
         mc.load_questions(bad)
     with pytest.raises(UserError, match="needs --mc-file"):
         run_suite(tmp_path / "run", ["mc"])
+
+
+def test_cipher_reports_every_decoding_and_every_layer(runs, tmp_path):
+    """Three decodings for the probe and the baseline, per layer and for the chosen layer
+    (chosen by held-out loss); the old keys are the vote's; report.md shows them."""
+    c = run_suite(runs["trainable"], ["cipher"], num_sequences=8, probe_steps=20, probe_pool=16,
+                  out_dir=tmp_path)["cipher"]
+    assert c["probe_pool"] == 16 and c["probe_steps"] == 20
+    assert [layer["name"] for layer in c["by_layer"]] == ["embedding", "block 1", "final norm"]
+    losses = [layer["heldout_loss"] for layer in c["by_layer"]]
+    assert c["probe_layer"] == losses.index(min(losses))
+    assert c["key_precision"] == c["by_layer"][c["probe_layer"]]["key_precision"]
+    for name in ("key_precision", "frequency_baseline"):
+        assert list(c[name]) == ["vote", "letters", "assignment"]
+        for curve in c[name].values():
+            assert len(curve["by_window"]) == len(c["window_starts"]) and curve["last_window"] == curve["by_window"][-1]
+            assert all(0.0 <= v <= 1.0 for v in curve["by_window"])
+    assert c["key_precision_by_window"] == c["key_precision"]["vote"]["by_window"]
+    assert c["frequency_baseline_precision"] == c["frequency_baseline"]["vote"]["last_window"]
+    md = (tmp_path / "report.md").read_text()
+    for row in ("| key precision, last window (assignment) |", "| frequency baseline, last window (letters) |",
+                "| cipher probe layer |", "## Cipher key recovery by layer"):
+        assert row in md
+    with pytest.raises(UserError, match="--probe-pool must be at least 2"):
+        run_suite(runs["trainable"], ["cipher"], probe_pool=1)

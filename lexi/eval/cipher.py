@@ -2,9 +2,15 @@
 
 A lexinvariant LM sees every sequence through fresh random embeddings, so a substitution
 cipher is invisible to it: the question is whether its activations still know which plain
-token each cipher token stands for. A probe predicts the plain token at every position; a
-majority vote of those predictions inside a window gives a key, scored by precision against
-the true key. The baseline is frequency analysis of the same window.
+token each cipher token stands for. A probe predicts the plain token at every position and
+a window's predictions are decoded into a key, scored by precision against the true key.
+Three decodings (`DECODINGS`), from the paper's to the ones that use partial knowledge:
+- `vote`: majority vote of each position's argmax over the whole vocabulary (the paper's);
+- `letters`: the same vote with each argmax restricted to the alphabet, so a probe that
+  favours a space or a comma still names its best letter;
+- `assignment`: the one-to-one key that maximises the summed log-probabilities of the
+  window's positions (a substitution key is a bijection; a vote need not be).
+The baseline is frequency analysis of the same window, scored through the same decodings.
 
 Conventions:
 - A letter key is int[26]: plain letter index -> cipher letter index (a permutation).
@@ -18,8 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+DECODINGS = ("vote", "letters", "assignment")
 
 
 # --- making ciphers ---------------------------------------------------------------------
@@ -94,6 +102,72 @@ def vote_key(cipher_ids_N: np.ndarray, predicted_plain_ids_N: np.ndarray,
     return voted
 
 
+def _alphabet_array(alphabet_ids: Iterable[int]) -> np.ndarray:
+    return np.fromiter((int(a) for a in alphabet_ids), dtype=np.int64)
+
+
+def _check_logprobs(cipher_N: np.ndarray, logp_NxA: np.ndarray, alphabet_A: np.ndarray) -> None:
+    if logp_NxA.shape != (cipher_N.shape[0], alphabet_A.shape[0]):
+        raise ValueError(f"expected log-probabilities [{cipher_N.shape[0]}, {alphabet_A.shape[0]}] (positions x "
+                         f"alphabet), got {logp_NxA.shape}")
+
+
+def letters_key(cipher_ids_N: np.ndarray, logp_NxA: np.ndarray, alphabet_ids: Iterable[int]) -> dict[int, int]:
+    """`vote_key` of each position's best plain letter: the argmax of its log-probabilities
+    over the alphabet (column j of `logp_NxA` is `alphabet_ids[j]`), not over the vocabulary."""
+    alphabet = _alphabet_array(alphabet_ids)
+    cipher, logp = np.asarray(cipher_ids_N).reshape(-1), np.asarray(logp_NxA)
+    _check_logprobs(cipher, logp, alphabet)
+    return vote_key(cipher, alphabet[np.argmax(logp, axis=-1)], alphabet)
+
+
+def summed_logprobs(cipher_ids_N: np.ndarray, logp_NxA: np.ndarray,
+                    alphabet_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(present_C, score_CxA): the alphabet cipher ids that occur, and per id the sum of its
+    positions' log-probabilities of each plain letter, i.e. log p("c stands for a") when
+    positions are independent."""
+    alphabet = _alphabet_array(alphabet_ids)
+    cipher, logp = np.asarray(cipher_ids_N).reshape(-1), np.asarray(logp_NxA)
+    _check_logprobs(cipher, logp, alphabet)
+    keep = np.isin(cipher, alphabet)
+    present, row_K = np.unique(cipher[keep], return_inverse=True)
+    onehot_CxK = (row_K[None, :] == np.arange(len(present))[:, None]).astype(np.float64)
+    return present, onehot_CxK @ logp[keep].astype(np.float64)
+
+
+def assignment_key(cipher_ids_N: np.ndarray, logp_NxA: np.ndarray, alphabet_ids: Iterable[int]) -> dict[int, int]:
+    """The one-to-one key over the cipher ids that occur maximising the summed log-probabilities
+    (`summed_logprobs`): a substitution key is a bijection, so a letter the probe favours
+    everywhere can be claimed by one cipher id only. Ties go to scipy's solver.
+
+    Only each row's top C columns (C = cipher ids present) can be needed: a row assigned
+    elsewhere has a free column among its top C to move to at no loss. The solve therefore
+    runs on their union, which keeps it small for token ciphers over large vocabularies."""
+    alphabet = _alphabet_array(alphabet_ids)
+    present, score_CxA = summed_logprobs(cipher_ids_N, logp_NxA, alphabet)
+    if not len(present):
+        return {}
+    c = len(present)
+    cols = np.arange(len(alphabet))
+    if c < len(alphabet):
+        cols = np.unique(np.argpartition(-score_CxA, c - 1, axis=1)[:, :c])
+    rows, picked = linear_sum_assignment(score_CxA[:, cols], maximize=True)
+    return {int(present[r]): int(alphabet[cols[k]]) for r, k in zip(rows, picked)}
+
+
+def decode_key(decoding: str, cipher_ids_N: np.ndarray, predicted_plain_ids_N: np.ndarray,
+               logp_NxA: np.ndarray, alphabet_ids: Iterable[int]) -> dict[int, int]:
+    """The key one of `DECODINGS` reads from a window's predictions (`vote`) or
+    log-probabilities over the alphabet (`letters`, `assignment`)."""
+    if decoding == "vote":
+        return vote_key(cipher_ids_N, predicted_plain_ids_N, alphabet_ids)
+    if decoding == "letters":
+        return letters_key(cipher_ids_N, logp_NxA, alphabet_ids)
+    if decoding == "assignment":
+        return assignment_key(cipher_ids_N, logp_NxA, alphabet_ids)
+    raise ValueError(f"unknown decoding {decoding!r}; choose from {list(DECODINGS)}")
+
+
 @dataclass(frozen=True)
 class KeyScore:
     """Precision of a recovered key over the cipher letters that received a vote."""
@@ -131,10 +205,16 @@ def _per_sequence(true_inverse_per_seq, num_seqs: int) -> list[Mapping[int, int]
     return out
 
 
-def _mean_over_sequences(scores: list[KeyScore]) -> float:
+def _mean_over_sequences(scores: Sequence[KeyScore]) -> float:
     """Mean precision over the sequences whose window had at least one alphabet token."""
     voted = [s.precision for s in scores if s.count]
     return float(np.mean(voted)) if voted else 0.0
+
+
+def mean_precision(scores_SxW: Sequence[Sequence[KeyScore]]) -> np.ndarray:
+    """float[W]: per window, `_mean_over_sequences` of the sequences' scores, so scores can be
+    gathered sequence by sequence (e.g. a batch at a time) and averaged at the end."""
+    return np.array([_mean_over_sequences(column) for column in zip(*scores_SxW)], dtype=np.float64)
 
 
 def windowed_key_precision(cipher_ids_SxL: np.ndarray, predicted_plain_SxL: np.ndarray,
@@ -161,10 +241,36 @@ def _windowed(cipher_SxL: np.ndarray, true_inverse_per_seq, window: int, stride:
     """Precision of `decipher(sequence, window_start)` per window start, mean over sequences."""
     truths = _per_sequence(true_inverse_per_seq, cipher_SxL.shape[0])
     starts = window_starts(cipher_SxL.shape[1], window, stride)
-    precision = np.array([
-        _mean_over_sequences([key_precision(decipher(i, s), t) for i, t in enumerate(truths)])
-        for s in starts])
-    return starts, precision
+    return starts, mean_precision([[key_precision(decipher(i, s), t) for s in starts] for i, t in enumerate(truths)])
+
+
+def window_key_scores(cipher_ids_L: np.ndarray, predicted_plain_L: np.ndarray, logp_LxA: np.ndarray,
+                      true_inverse: Mapping[int, int], alphabet_ids: Iterable[int], starts: np.ndarray,
+                      window: int) -> dict[str, list[KeyScore]]:
+    """One sequence's score under every decoding in each window `[start, start + window)`:
+    {decoding: [KeyScore per start]}. `logp_LxA` are the log-probabilities of the alphabet's
+    ids (column j is `alphabet_ids[j]`); they need not be normalised over the alphabet, as a
+    per-position shift changes no decoding."""
+    alphabet = _alphabet_array(alphabet_ids)
+    return {d: [key_precision(decode_key(d, cipher_ids_L[s:s + window], predicted_plain_L[s:s + window],
+                                         logp_LxA[s:s + window], alphabet), true_inverse) for s in starts]
+            for d in DECODINGS}
+
+
+def windowed_precisions(cipher_ids_SxL: np.ndarray, predicted_plain_SxL: np.ndarray, logp_SxLxA: np.ndarray,
+                        true_inverse_per_seq: Sequence[Mapping[int, int]] | Mapping[int, int],
+                        alphabet_ids: Iterable[int], window: int = 100,
+                        stride: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`windowed_key_precision` under every decoding: (starts_W, {decoding: precision_W})."""
+    cipher, pred, logp = np.asarray(cipher_ids_SxL), np.asarray(predicted_plain_SxL), np.asarray(logp_SxLxA)
+    if cipher.ndim != 2 or cipher.shape != pred.shape or logp.shape[:2] != cipher.shape:
+        raise ValueError(f"expected [S, L] ids and [S, L, A] log-probabilities, got {cipher.shape}, {pred.shape} "
+                         f"and {logp.shape}")
+    truths = _per_sequence(true_inverse_per_seq, cipher.shape[0])
+    starts = window_starts(cipher.shape[1], window, stride)
+    per_seq = [window_key_scores(c, p, lp, t, alphabet_ids, starts, window)
+               for c, p, lp, t in zip(cipher, pred, logp, truths)]
+    return starts, {d: mean_precision([s[d] for s in per_seq]) for d in DECODINGS}
 
 
 # --- frequency-analysis baseline --------------------------------------------------------
@@ -195,6 +301,51 @@ def frequency_decipher(cipher_window_ids: np.ndarray, reference_frequencies: Map
     present = _ranked({c: f for c, f in freqs.items() if f > 0})
     reference = _ranked(dict(reference_frequencies))
     return dict(zip(present, reference))
+
+
+def reference_logprobs(reference_frequencies: Mapping[int, float], alphabet_ids: Iterable[int]) -> np.ndarray:
+    """float[A]: log reference frequency of each alphabet id (floored at 1e-12 so that a letter
+    the reference never saw stays a finite, last choice)."""
+    freqs = np.array([reference_frequencies.get(int(a), 0.0) for a in alphabet_ids], dtype=np.float64)
+    return np.log(np.maximum(freqs, 1e-12))
+
+
+def frequency_window_scores(cipher_ids_L: np.ndarray, reference_frequencies: Mapping[int, float],
+                            true_inverse: Mapping[int, int], alphabet_ids: Iterable[int], starts: np.ndarray,
+                            window: int) -> dict[str, list[KeyScore]]:
+    """Frequency analysis of one sequence scored like `window_key_scores`.
+
+    `vote` and `letters` are both `frequency_decipher` (rank matching already names only
+    letters). `assignment` runs `assignment_key`, the probe's code path, on a "probe" that
+    ignores its input and gives every position the reference's log-frequencies: its summed
+    score for "c stands for a" is count(c) * log f(a), whose one-to-one maximum pairs counts
+    and frequencies in the same order (rearrangement inequality), i.e. rank matching again,
+    with ties between equal counts left to the solver instead of to the lowest id."""
+    alphabet = _alphabet_array(alphabet_ids)
+    logp_A = reference_logprobs(reference_frequencies, alphabet)
+    ranked = [key_precision(frequency_decipher(cipher_ids_L[s:s + window], reference_frequencies, alphabet),
+                            true_inverse) for s in starts]
+    assigned = []
+    for s in starts:
+        part = np.asarray(cipher_ids_L[s:s + window]).reshape(-1)
+        logp = np.broadcast_to(logp_A, (len(part), len(alphabet)))
+        assigned.append(key_precision(assignment_key(part, logp, alphabet), true_inverse))
+    return {"vote": ranked, "letters": list(ranked), "assignment": assigned}
+
+
+def windowed_frequency_precisions(cipher_ids_SxL: np.ndarray, reference_frequencies: Mapping[int, float],
+                                  true_inverse_per_seq: Sequence[Mapping[int, int]] | Mapping[int, int],
+                                  alphabet_ids: Iterable[int], window: int = 100,
+                                  stride: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The frequency baseline under every decoding, scored like `windowed_precisions`."""
+    cipher = np.asarray(cipher_ids_SxL)
+    if cipher.ndim != 2:
+        raise ValueError(f"expected [S, L] cipher ids, got shape {cipher.shape}")
+    truths = _per_sequence(true_inverse_per_seq, cipher.shape[0])
+    starts = window_starts(cipher.shape[1], window, stride)
+    per_seq = [frequency_window_scores(c, reference_frequencies, t, alphabet_ids, starts, window)
+               for c, t in zip(cipher, truths)]
+    return starts, {d: mean_precision([s[d] for s in per_seq]) for d in DECODINGS}
 
 
 def windowed_frequency_precision(cipher_ids_SxL: np.ndarray, reference_frequencies: Mapping[int, float],

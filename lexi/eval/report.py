@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lexi.eval.cipher import DECODINGS as CIPHER_DECODINGS
+
 
 def _figure():
     """A figure drawn without pyplot, so writing report plots never switches the backend of a
@@ -53,8 +55,18 @@ def plot_key_precision(named: dict[str, dict], path: Path) -> None:
         if not c or "key_precision_by_window" not in c:
             continue
         windows.add(c["window"])
-        ax.plot(c["window_starts"], c["key_precision_by_window"], marker="o", label=f"{name}: probe")
-        ax.plot(c["window_starts"], c["frequency_baseline_by_window"], linestyle="--", label=f"{name}: frequency")
+        if "key_precision" not in c:  # results from before the decodings: the vote only
+            ax.plot(c["window_starts"], c["key_precision_by_window"], marker="o", label=f"{name}: probe")
+            ax.plot(c["window_starts"], c["frequency_baseline_by_window"], linestyle="--", label=f"{name}: frequency")
+            continue
+        color = None
+        for decoding, marker in zip(CIPHER_DECODINGS, "os^"):
+            line, = ax.plot(c["window_starts"], c["key_precision"][decoding]["by_window"], marker=marker, color=color,
+                            label=f"{name}: probe, {decoding}")
+            color = line.get_color()
+        for decoding, style in (("vote", "--"), ("assignment", ":")):
+            ax.plot(c["window_starts"], c["frequency_baseline"][decoding]["by_window"], linestyle=style, color=color,
+                    label=f"{name}: frequency, {decoding}")
     ax.set_xlabel(f"window start (windows of {'/'.join(map(str, sorted(windows)))} tokens)")
     ax.set_ylabel("key precision")
     ax.set_ylim(0, 1.02)
@@ -66,6 +78,66 @@ def plot_key_precision(named: dict[str, dict], path: Path) -> None:
 
 def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def cipher_section(name: str, c: dict) -> list[str]:
+    """Markdown lines: every layer's probe under every decoding (last window), the layer
+    chosen by held-out loss marked; empty for results from before per-layer probes."""
+    if "by_layer" not in c:
+        return []
+    head = ["layer", "held-out loss", "held-out accuracy", "kept step", "validation accuracy"] + list(CIPHER_DECODINGS)
+    lines = [f"## Cipher key recovery by layer: {name}", "",
+             f"Key precision in the last window of {c['window']} tokens; probes trained {c['probe_steps']} steps on "
+             f"a pool of {c['probe_pool']} enciphered training windows, each kept at the step of its lowest loss on "
+             "held-out pool windows, the layer (*) chosen by that loss. Frequency analysis of the same windows: " +
+             ", ".join(f"{d} {c['frequency_baseline'][d]['last_window']:.3f}" for d in CIPHER_DECODINGS) + ".", "",
+             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for layer in c["by_layer"]:
+        mark = " *" if layer["layer"] == c["probe_layer"] else ""
+        cells = [f"{layer['layer']} ({layer['name']}){mark}", layer["heldout_loss"], layer["heldout_accuracy"],
+                 layer["best_step"], layer["probe_accuracy"]]
+        cells += [layer["key_precision"][d]["last_window"] for d in CIPHER_DECODINGS]
+        lines.append("| " + " | ".join(_fmt(v) for v in cells) + " |")
+    return lines + [""]
+
+
+def reasoning_tasks(r: dict) -> list[str]:
+    """Task keys of a reasoning result, in run order (results from before "tasks" existed have
+    lookup and permutation only)."""
+    return list(r["tasks"]) if "tasks" in r else [t for t in ("lookup", "permutation") if t in r]
+
+
+def reasoning_section(name: str, r: dict) -> list[str]:
+    """Markdown lines: every task and sampler's scores beside the rule-based predictors' and
+    chance, then the induction score; empty for results without these details."""
+    if "detail" not in r:
+        return []
+    head = ["task", "symbols", "exact match", "top-1 among candidates", "chance top-1", "mean rank (chance)",
+            "answer log-prob", "copier exact match", "unigram exact match", "unigram top-1"]
+    lines = [f"## In-context reasoning: {name}", "",
+             f"{r['examples']} examples each; {r.get('offset', 0)} tokens of text before every prompt. Candidates: "
+             "the prompt's values (LookUp), the query's items (Permutation); ranks by the model's next-token "
+             "log-probability, teacher forced. The copier matches the prompt's end (key and arrow) earlier in the "
+             "context and copies what followed; the unigram counter predicts the most frequent token so far "
+             "(with frequency-drawn symbols its top-1 beats chance: a value drawn twice is more often the answer).",
+             "",
+             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for task in reasoning_tasks(r):
+        for sampler, d in r["detail"][task].items():
+            c = r.get("calibration", {}).get(task, {}).get(sampler, {})
+            rank = f"{d['mean_rank']:.2f} ({d['mean_rank_chance']:.2f})" if "mean_rank" in d else ""
+            cells = [task, sampler, d["exact_match"], d.get("top1_among_candidates", ""), d.get("top1_chance", ""),
+                     rank, d["answer_logprob"], c.get("copier_exact_match", ""), c.get("unigram_exact_match", ""),
+                     c.get("unigram_top1", "")]
+            lines.append("| " + " | ".join(_fmt(v) for v in cells) + " |")
+    ind = r.get("induction")
+    if ind:
+        lines += ["", f"Induction ({ind['sequences']} random strings of {ind['length']} tokens, each repeated once): "
+                      f"loss {ind['first_copy_loss']:.3f} on the first copy, {ind['second_copy_loss']:.3f} on the "
+                      f"second, gain {ind['induction_gain']:.3f} nats/token. For reference: uniform "
+                      f"{ind['uniform_loss']:.3f}; an in-context unigram counter approaches {ind['log_distinct']:.3f} "
+                      "on the second copy, a perfect copier 0."]
+    return lines + [""]
 
 
 def summary_rows(res: dict) -> dict[str, float]:
@@ -89,15 +161,29 @@ def summary_rows(res: dict) -> dict[str, float]:
         row["plain loss"] = c["plain_loss"]
         row["cipher loss"] = c["cipher_loss"]
         row["cipher / plain"] = c["cipher_plain_ratio"]
-        if "key_precision_last_window" in c:
+        if "key_precision" in c:
+            row["cipher probe layer"] = f"{c['probe_layer']} ({c['probe_layer_name']})"
+            for d in CIPHER_DECODINGS:
+                row[f"key precision, last window ({d})"] = c["key_precision"][d]["last_window"]
+            for d in CIPHER_DECODINGS:
+                row[f"frequency baseline, last window ({d})"] = c["frequency_baseline"][d]["last_window"]
+        elif "key_precision_last_window" in c:
             row["key precision, last window"] = c["key_precision_last_window"]
             row["frequency baseline, last window"] = c["frequency_baseline_precision"]
     r = res.get("reasoning")
     if r:
-        for task in ("lookup", "permutation"):
+        for task in reasoning_tasks(r):
             for sampler in ("uniform", "frequency"):
-                if task in r:
-                    row[f"{task} ({sampler})"] = r[task][sampler]
+                row[f"{task} ({sampler})"] = r[task][sampler]
+                d = r.get("detail", {}).get(task, {}).get(sampler, {})
+                if "top1_among_candidates" in d:
+                    row[f"{task} ({sampler}), top-1 among candidates"] = d["top1_among_candidates"]
+                    row[f"{task} ({sampler}), chance top-1"] = d["top1_chance"]
+        ind = r.get("induction")
+        if ind:
+            row["induction, first copy loss"] = ind["first_copy_loss"]
+            row["induction, second copy loss"] = ind["second_copy_loss"]
+            row["induction gain"] = ind["induction_gain"]
     m = res.get("mc")
     if m:
         row["multiple choice, log-likelihood"] = m["accuracy"]
@@ -130,6 +216,10 @@ def write_report(named: dict[str, dict], out_dir: Path, title: str) -> dict[str,
         plot_key_precision(named, paths["key_precision"])
     table = markdown_table(named)
     md = [f"# {title}", "", table, ""]
+    for name, res in named.items():
+        md += cipher_section(name, res.get("cipher", {}))
+    for name, res in named.items():
+        md += reasoning_section(name, res.get("reasoning", {}))
     md += [f"![{k}]({p.name})" for k, p in paths.items()]
     paths["report"] = out_dir / "report.md"
     paths["report"].write_text("\n".join(md) + "\n")

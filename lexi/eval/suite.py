@@ -28,7 +28,9 @@ def _text_file_tokens(path: Path, tokenizer) -> np.ndarray:
 
 def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_file: Optional[Path] = None,
               examples: int = 1000, seed: int = 0, num_sequences: int = 100, probe_steps: int = 1000,
-              out_dir: Optional[Path] = None, mc_file: Optional[Path] = None) -> dict:
+              probe_pool: int = 512, out_dir: Optional[Path] = None, mc_file: Optional[Path] = None,
+              reasoning_offset: int = 0, lookup_pairs: Sequence[int] = (4, 16), induction_length: int = 32,
+              task_params: Optional[dict] = None) -> dict:
     from lexi.data.corpora import get_corpus
     from lexi.data.pipeline import build_token_stream, eval_windows
     from lexi.eval import decipher, mc, perplexity, reasoning
@@ -53,6 +55,11 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
     windows = {k: np.asarray(v) for k, v in
                eval_windows(val_tokens, seq_len, num_sequences, tok.bos_id, start_at_document=True,
                                 pad_id=tok.pad_id).items()}
+    if "cipher" in suites:
+        decipher.check_settings(probe_steps=probe_steps, probe_pool=probe_pool)
+    if "reasoning" in suites:
+        reasoning.check_settings(tok, seq_len=seq_len, task_params=task_params, lookup_pairs=lookup_pairs,
+                                 offset=reasoning_offset, text_tokens=val_tokens, induction_length=induction_length)
     results: dict = {"workdir": str(workdir), "step": loaded.step, "seed": seed,
                      "embedding": dict(cfg.embedding), "tokenizer": tok.name, "seq_len": seq_len}
     timings = {}
@@ -63,9 +70,12 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
             results[name] = perplexity.evaluate(model, variables, tok, windows, seed=seed)
         elif name == "cipher":
             results[name] = decipher.evaluate(model, variables, tok, train_tokens, windows, probe_steps=probe_steps,
-                                              seed=seed, log=log.info)
+                                              probe_pool=probe_pool, seed=seed, log=log.info)
         elif name == "reasoning":
-            results[name] = reasoning.evaluate(model, variables, tok, train_tokens, examples=examples, seed=seed)
+            results[name] = reasoning.evaluate(model, variables, tok, train_tokens, examples=examples, seed=seed,
+                                               task_params=task_params, lookup_pairs=lookup_pairs,
+                                               offset=reasoning_offset, text_tokens=val_tokens, seq_len=seq_len,
+                                               induction_length=induction_length)
         elif name == "mc":
             results[name] = mc.evaluate(model, variables, tok, questions, seq_len=seq_len, seed=seed)
             results[name]["file"] = str(mc_file)

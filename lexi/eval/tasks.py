@@ -6,7 +6,13 @@ Symbols are tuples of `symbol_len` token ids drawn uniformly or by corpus freque
 
 Each task is one function `(rng, symbols, fmt, **params) -> Example` registered by name,
 so adding a task is one decorated function. Prompts carry no BOS/EOS: the caller adds
-`tok.bos_id` if its model expects one. Scoring is exact match of greedy generations.
+`tok.bos_id` if its model expects one.
+
+Scoring takes plain arrays, so a rule-based predictor (lexi/eval/calibration.py) and a model
+go through the same code: `score_exact_match` on generated ids, `score_ranks` on the
+log-probabilities of each example's candidate answers (`candidate_ids`) at the answer
+position. Ranking among candidates sees partial success that exact match hides: a model that
+prefers the right value over the prompt's other values without making it its top token.
 """
 from __future__ import annotations
 
@@ -23,10 +29,13 @@ Symbol = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Example:
-    """A prompt and the ids a model must generate right after it."""
+    """A prompt and the ids a model must generate right after it. `candidates`: the answers
+    the prompt makes plausible (LookUp: its values; Permutation: the query's items), the
+    right one among them; empty for tasks without such a set."""
 
     prompt_ids: list[int]
     answer_ids: list[int]
+    candidates: tuple[Symbol, ...] = ()
 
 
 class _Tokenizer(Protocol):
@@ -185,7 +194,7 @@ def lookup(rng: np.random.Generator, symbols: SymbolSampler, fmt: Format, num_pa
     for k, v in zip(keys, values):
         prompt += [*k, *fmt.arrow, *v, *fmt.sep]
     prompt += [*keys[q], *fmt.arrow]
-    return Example(prompt, list(values[q]))
+    return Example(prompt, list(values[q]), tuple(dict.fromkeys(values)))
 
 
 def _reordering(rng: np.random.Generator, num_items: int) -> np.ndarray:
@@ -218,7 +227,7 @@ def permutation(rng: np.random.Generator, symbols: SymbolSampler, fmt: Format, n
         prompt += [*fmt.join(x), *fmt.arrow, *fmt.join([x[i] for i in order]), *fmt.demo_sep]
     z = symbols.draw(rng, num_items, distinct=True)
     prompt += [*fmt.join(z), *fmt.arrow]
-    return Example(prompt, fmt.join([z[i] for i in order]))
+    return Example(prompt, fmt.join([z[i] for i in order]), tuple(z))
 
 
 # --- building and scoring ---------------------------------------------------------------
@@ -244,3 +253,52 @@ def score_exact_match(generated: Sequence[Sequence[int]], examples: Sequence[Exa
     hits = sum([int(i) for i in g[:len(e.answer_ids)]] == list(e.answer_ids)
                for g, e in zip(generated, examples))
     return hits / len(examples)
+
+
+def candidate_ids(example: Example) -> list[int]:
+    """The distinct first tokens of the example's candidates, in prompt order; the answer's
+    first token is always one of them."""
+    ids = list(dict.fromkeys(int(c[0]) for c in example.candidates))
+    if int(example.answer_ids[0]) not in ids:
+        raise ValueError(f"the answer's first token {example.answer_ids[0]} is not among the candidates {ids}")
+    return ids
+
+
+def candidate_rank(candidate_logp: Sequence[float], answer_index: int) -> tuple[float, float]:
+    """(rank, top-1 share) of candidate `answer_index`, 1 = best. Ties share their places:
+    the rank is their mean place and the top-1 share is 1/(number tied for first), so a
+    predictor that cannot tell candidates apart sits exactly at chance."""
+    logp = np.asarray(candidate_logp, dtype=np.float64)
+    mine = logp[answer_index]
+    above = int(np.count_nonzero(logp > mine))
+    tied = int(np.count_nonzero(logp == mine))  # itself included
+    return 1 + above + (tied - 1) / 2, (1.0 / tied if above == 0 else 0.0)
+
+
+def score_ranks(candidate_logp: Sequence[Sequence[float]], examples: Sequence[Example]) -> dict[str, float]:
+    """Rank of the right answer among each example's candidates by next-token log-probability.
+
+    `candidate_logp[i][j]`: log p(`candidate_ids(examples[i])[j]`) at the first answer position
+    (extra trailing entries, e.g. padding, are ignored). Returns the mean rank, the share
+    ranked first, and what a predictor that picks a candidate at random gets for both."""
+    if len(candidate_logp) != len(examples):
+        raise ValueError(f"{len(candidate_logp)} rows of candidate log-probs for {len(examples)} examples")
+    if not examples:
+        raise ValueError("no examples to score")
+    ranks, top1, sizes = [], [], []
+    for logp, ex in zip(candidate_logp, examples):
+        ids = candidate_ids(ex)
+        r, t = candidate_rank(np.asarray(logp)[:len(ids)], ids.index(int(ex.answer_ids[0])))
+        ranks.append(r)
+        top1.append(t)
+        sizes.append(len(ids))
+    sizes_N = np.asarray(sizes, dtype=np.float64)
+    return {"mean_rank": float(np.mean(ranks)), "top1_among_candidates": float(np.mean(top1)),
+            "top1_chance": float(np.mean(1 / sizes_N)), "mean_rank_chance": float(np.mean((sizes_N + 1) / 2)),
+            "num_candidates": float(sizes_N.mean())}
+
+
+def gather_candidates(logp_NxV: np.ndarray, examples: Sequence[Example]) -> list[np.ndarray]:
+    """Each example's candidate log-probs from full next-token distributions [N, V] (what a
+    rule-based predictor produces), ready for `score_ranks`."""
+    return [np.asarray(row)[candidate_ids(ex)] for row, ex in zip(logp_NxV, examples)]
