@@ -176,6 +176,7 @@ def test_imported_run_continues_training_and_serves_as_zett_base(tokenizer_dir, 
     cfg.data.cache_dir = str(cache_dir)
     last = train(cfg, root / "zett")
     assert np.isfinite(last["loss"])
+    _zett_keeps_the_imported_readout(root, root / "hf")
 
     # ... whose hypernetwork moves it to another tokenizer.json, and the moved model exports
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -188,6 +189,7 @@ def test_imported_run_continues_training_and_serves_as_zett_base(tokenizer_dir, 
     other.save(str(root / "other.json"))
     assert main(["zett", "transfer", "--workdir", str(root / "zett"), "--tokenizer", str(root / "other.json"),
                  "--out-workdir", str(root / "moved")]) == 0
+    assert json.loads((root / "moved" / "config.json").read_text())["embedding"]["logit_scale"] == 1.0
     assert main(["export-hf", str(root / "moved"), "--out", str(root / "moved_hf")]) == 0
     back = transformers.AutoModelForCausalLM.from_pretrained(root / "moved_hf").eval()
     fast = transformers.AutoTokenizer.from_pretrained(root / "moved_hf")
@@ -196,6 +198,43 @@ def test_imported_run_continues_training_and_serves_as_zett_base(tokenizer_dir, 
     want = _lexi_logits(root / "moved", ids)
     assert want.shape[-1] == other.get_vocab_size()
     np.testing.assert_allclose(_hf_logits(back, ids), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def _zett_keeps_the_imported_readout(root, hf_folder):
+    """The user's report: `lexi zett eval --tokenizer` the base's own tokenizer.json gave FVT 4.166
+    bits/byte against the base's 4.616, every row read out 1/sqrt(d) times too cold. The ZeTT run
+    records the base's scale; one trained before it did (no record) takes the base's."""
+    from lexi.errors import UserError
+    from lexi.zett.transfer import load_trained
+
+    zett = root / "zett"
+    assert main(["zett", "eval", "--workdir", str(zett), "--tokenizer", str(hf_folder / "tokenizer.json"),
+                 "--max-documents", "2"]) == 0
+    bpb = json.loads((zett / "eval" / "zett_tokenizer.json.json").read_text())["bits_per_byte"]
+    assert all(bpb[k] == pytest.approx(bpb["original"], rel=0.005) for k in ("fvt", "lexical")), bpb
+    cfg_path = zett / "config.json"
+    saved = json.loads(cfg_path.read_text())
+    assert saved["embedding"] == {"kind": "predicted", "logit_scale": 1.0, "readout_chunk": 0}
+    try:
+        cfg_path.write_text(json.dumps({**saved, "embedding": {"kind": "trainable", "tied": True,
+                                                               "readout_chunk": 0}}))  # as written before
+        assert load_trained(zett).run.model.embedding.logit_scale == 1.0
+        cfg_path.write_text(json.dumps({**saved, "embedding": {**saved["embedding"], "logit_scale": 0.0}}))
+        with pytest.raises(UserError, match="trained for logits scaled by 0.125, but its base .* reads out with 1"):
+            load_trained(zett)
+    finally:
+        cfg_path.write_text(json.dumps(saved))
+
+
+@pytest.mark.parametrize("name", ["llama_gqa_untied", "qwen2_tied"])
+def test_zett_on_an_imported_base_keeps_the_base_on_its_own_tokenizer(name, tokenizer_dir, tmp_path, cache_dir):
+    """An imported base reads out h . E^T (logit_scale 1): moved onto its own tokenizer.json, FVT and
+    lexical rows and the untrained residual hypernetwork give its bits per byte (tied and untied)."""
+    from test_zett import assert_rows_keep_the_base, own_tokenizer_report
+
+    _, _, folder, root = _import(name, tokenizer_dir, tmp_path)
+    report = own_tokenizer_report(root / "run", folder / "tokenizer.json", cache_dir)
+    assert_rows_keep_the_base(report)
 
 
 def test_import_loads_into_a_sharded_mesh(tmp_path):

@@ -6,11 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lexi import embeddings
 from lexi.config import load_config
 from lexi.errors import UserError
 from lexi.model.lm import LanguageModel
 from lexi.train.loop import train
-from lexi.zett.embedding import PredictedEmbedding, tables
+from lexi.embeddings.predicted import PredictedEmbedding, from_base, tables
+from lexi.embeddings.trainable import TrainableEmbedding
 from lexi.zett.hypernet import Hypernet, HypernetConfig
 
 
@@ -46,13 +48,46 @@ def test_trained_hypernet_reads_every_piece_and_keeps_special_rows():
     np.testing.assert_allclose(net.apply(params, padded, special, base_in)[0], rows, atol=1e-6)
 
 
-def test_predicted_embedding_masks_padded_ids():
-    emb = PredictedEmbedding(vocab_size=4, d_model=8)
+@pytest.mark.parametrize("chunk", [0, 2])
+def test_predicted_embedding_masks_padded_ids(chunk):
+    emb = PredictedEmbedding(vocab_size=4, d_model=8, readout_chunk=chunk)
     rows = jnp.ones((4, 8))
     mask = jnp.asarray([True, True, True, False])
     lp = emb.apply({}, jnp.ones((1, 2, 8)), jnp.asarray([[0, 1]]), tables(rows, rows, mask),
                    method=PredictedEmbedding.target_logprobs)
     np.testing.assert_allclose(np.asarray(lp), np.log(1 / 3), rtol=1e-6)  # three real ids, equal logits
+
+
+@pytest.mark.parametrize("logit_scale, chunk", [(0.0, 0), (1.0, 0), (0.0, 3), (1.0, 3), (0.5, 4)])
+def test_predicted_readout_is_the_trainable_readout(logit_scale, chunk):
+    """Rows handed in give the trainable family's logits and log-probabilities for the same
+    rows, whatever its logit scale (1.0 for Hugging Face imports) and readout chunks; the
+    padded rows after the vocabulary change nothing."""
+    v, d, pad = 10, 16, 6
+    r = np.random.default_rng(0)
+    table, head = (jnp.asarray(r.normal(size=(v, d)), jnp.float32) for _ in range(2))
+    h = jnp.asarray(3 * r.normal(size=(2, 5, d)), jnp.float32)
+    targets = jnp.asarray(r.integers(0, v, size=(2, 5)), jnp.int32)
+    base_cfg = {"kind": "trainable", "tied": False, "logit_scale": logit_scale, "readout_chunk": chunk}
+    base = TrainableEmbedding(vocab_size=v, d_model=d, tied=False, logit_scale=logit_scale, readout_chunk=chunk)
+    want = {m: base.apply({"params": {"table": table, "head": head}}, h, *([targets] if m == "target_logprobs"
+                                                                              else []), None, method=m)
+            for m in ("logits", "target_logprobs")}
+    emb = embeddings.build(from_base(base_cfg), v + pad, d)
+    junk = jnp.asarray(50 * r.normal(size=(pad, d)), jnp.float32)  # padding rows a mask must silence
+    ctx = tables(jnp.concatenate([table, junk]), jnp.concatenate([head, junk]), jnp.arange(v + pad) < v)
+    got_logits = emb.apply({}, h, ctx, method="logits")
+    got_lp = emb.apply({}, h, targets, ctx, method="target_logprobs")
+    np.testing.assert_allclose(np.asarray(got_logits[..., :v]), np.asarray(want["logits"]), rtol=1e-5, atol=1e-5)
+    assert float(got_logits[..., v:].max()) < -1e29
+    np.testing.assert_allclose(np.asarray(got_lp), np.asarray(want["target_logprobs"]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(emb.apply({}, targets, ctx, method="embed")), np.asarray(table[targets]))
+
+
+def test_predicted_kind_is_not_a_language_model_run():
+    emb = embeddings.build({"kind": "predicted"}, 10, 8)
+    with pytest.raises(UserError, match="a language model cannot train one"):
+        emb.context(jax.random.key(0), jnp.int32(0), jnp.arange(2))
 
 
 # --- with a real (tiny) base model -------------------------------------------------------------
@@ -92,7 +127,7 @@ def test_untrained_hypernet_reproduces_the_base_model_on_its_own_tokenizer(base_
     ids = jnp.asarray([[base.tokenizer.bos_id] + base.tokenizer.encode(text)], jnp.int32)
     inputs, targets = ids[:, :-1], ids[:, 1:]
     want = loaded.model.apply(loaded.variables, inputs, targets, None)
-    lm = LanguageModel(base.backbone, PredictedEmbedding(vocab_size=v, d_model=base.d_model))
+    lm = LanguageModel(base.backbone, base.predicted(v))
     got = lm.apply({"params": {"body": frozen["body"]}}, inputs, targets,
                    tables(rows_in, rows_out, jnp.ones(v, bool)))
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
@@ -103,6 +138,37 @@ def _zett_tiny(base_run, cache_dir, *extra):
                                                "--config.train.progress_bar=false", *extra])
     cfg.data.cache_dir = str(cache_dir)
     return cfg
+
+
+def own_tokenizer_report(base_workdir, tokenizer_spec, cache_dir, max_documents: int = 4) -> dict:
+    """`lexi zett eval`'s report (`transfer_report`) for the base's own tokenizer, loaded as the
+    user names it, with the residual hypernetwork as a ZeTT run starts: untrained."""
+    from lexi import tokenizers
+    from lexi.data.corpora import get_corpus
+    from lexi.zett.evaluate import transfer_report
+    from lexi.zett.task import ZettTask, assemble
+    from lexi.zett.transfer import Trained
+
+    cfg = _zett_tiny(base_workdir, cache_dir)
+    run = assemble(cfg)
+    docs = list(get_corpus(cfg.data).documents("validation"))[:max_documents]
+    trained = Trained(run, ZettTask().init_state(run, 0).params, 0)
+    return transfer_report(trained, tokenizers.load(str(tokenizer_spec)), docs, seq_len=cfg.data.seq_len)
+
+
+def assert_rows_keep_the_base(report: dict, rows=("hypernet", "fvt", "lexical"), rel: float = 0.005) -> None:
+    """A tokenizer moved onto itself: every way of making its rows gives the base's bits per byte."""
+    bpb = report["bits_per_byte"]
+    print({k: round(v, 4) for k, v in bpb.items()})
+    for name in rows:
+        assert bpb[name] == pytest.approx(bpb["original"], rel=rel), (name, bpb)
+
+
+def test_own_tokenizer_rows_give_the_base_bits_per_byte(base_run, cache_dir):
+    """A lexi-trained base (logits scaled by 1/sqrt(d)) moved onto its own tokenizer."""
+    report = own_tokenizer_report(base_run, base_run, cache_dir)
+    assert_rows_keep_the_base(report)
+    assert report["bits_per_byte"]["random"] > 1.05 * report["bits_per_byte"]["original"]
 
 
 def test_steps_with_different_sampled_tokenizers_compile_once(base_run, cache_dir):
@@ -145,7 +211,8 @@ def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, base_run, cache_di
     assert rows[-1]["step"] == 20 and np.isfinite(last["val_loss"]) and "aux_mse" in last
     assert json.loads((work / "zett_base.json").read_text())["step"] == 30
     saved = json.loads((work / "config.json").read_text())
-    assert saved["model"]["d_model"] == 32  # the base's backbone is recorded
+    assert saved["model"]["d_model"] == 32  # the base's backbone is recorded, and its readout
+    assert saved["embedding"] == {"kind": "predicted", "logit_scale": 0.0, "readout_chunk": 0}
     with pytest.raises(UserError, match="base_workdir is empty"):
         train(_zett_tiny("", cache_dir), tmp_path / "nobase")
     from lexi.inference import load_for_inference

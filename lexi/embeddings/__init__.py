@@ -1,4 +1,7 @@
-"""Embedding families, chosen by `config.embedding.kind`. See base.py for the interface."""
+"""Embedding families, chosen by `config.embedding.kind`. See base.py for the interface.
+
+"predicted" is built by ZeTT (lexi/zett/task.py) from its base's config, not trained by a run.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,6 +9,7 @@ from typing import Callable
 from lexi.embeddings.base import Embedding
 from lexi.embeddings.frozen import FrozenEmbedding
 from lexi.embeddings.lexinvariant import LexinvariantEmbedding
+from lexi.embeddings.predicted import PredictedEmbedding
 from lexi.embeddings.regularized import RegularizedEmbedding
 from lexi.embeddings.trainable import TrainableEmbedding
 from lexi.errors import UserError
@@ -41,6 +45,7 @@ register("trainable", _simple(TrainableEmbedding))
 register("lexinvariant", _simple(LexinvariantEmbedding))
 register("regularized", _simple(RegularizedEmbedding))
 register("frozen", _simple(FrozenEmbedding))
+register("predicted", _simple(PredictedEmbedding))
 
 
 def build(emb_cfg: dict, vocab_size: int, d_model: int, special_ids: tuple = ()) -> Embedding:

@@ -8,6 +8,7 @@ subclass in this package:
   lexinvariant.py  fresh Gaussian matrix per sequence, tied readout
   regularized.py   learned table, tokens permuted per sequence at a rate p
   frozen.py        fixed glyph or binary-code table ("constants"), trainable readout
+  predicted.py     tables handed in per batch (ZeTT), read out like the base's trainable family
 
 Anything an embedding needs besides its parameters arrives in `ctx`, an arbitrary pytree
 built per batch by `context(...)` (random seeds for lexinvariant, predicted tables for a

@@ -17,10 +17,10 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from lexi.embeddings.predicted import tables
 from lexi.errors import UserError
 from lexi.eval import scoring
 from lexi.model.lm import LanguageModel
-from lexi.zett.embedding import PredictedEmbedding, tables
 from lexi.zett.transfer import BASELINES, Trained, baseline_rows, load_trained, predict_rows
 
 
@@ -60,7 +60,7 @@ def transfer_report(trained: Trained, target, docs: Sequence[str], *, seq_len: i
     nll, n_base = total_nll(original.model, original.variables, win, batch_size=batch_size)
     bpb = {"original": nll / math.log(2) / n_bytes}
 
-    lm = LanguageModel(base.backbone, PredictedEmbedding(vocab_size=target.vocab_size, d_model=base.d_model))
+    lm = LanguageModel(base.backbone, base.predicted(target.vocab_size))
     variables = {"params": {"body": base.params["body"]}}
     win = document_windows(target, docs, seq_len)
     mask = jnp.ones(target.vocab_size, bool)

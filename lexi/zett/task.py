@@ -5,7 +5,8 @@ loaded once and frozen. Each step gets a freshly sampled tokenizer (lexi/zett/sa
 made on the host ahead of the device by the loop's prefetcher): the text rows encoded with
 it and its vocabulary decomposed into base pieces, padded to a fixed size so the step
 compiles once. The hypernetwork predicts the embedding matrices; the loss is the frozen
-base model's next-token loss with those matrices swapped in, plus `aux_weight` x the MSE
+base model's next-token loss with those matrices swapped in and read out as the base reads
+out (its logit scale: lexi/embeddings/predicted.py), plus `aux_weight` x the MSE
 of tokens that are a single base piece toward their base rows. Only the hypernetwork's
 parameters are in the train state and the checkpoints; the base stays in its own run
 directory, and resuming checks that it has not changed.
@@ -28,7 +29,9 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from lexi import sharding
+from lexi import embeddings, sharding
+from lexi.embeddings.predicted import from_base, tables
+from lexi.embeddings.trainable import readout_scale
 from lexi.errors import UserError
 from lexi.model.config import BackboneConfig
 from lexi.model.lm import LanguageModel
@@ -38,7 +41,6 @@ from lexi.train.setup_run import Run, check_resume_compatible, state_layout
 from lexi.train.state import TrainState
 from lexi.train.step import apply_gradients, sequence_nll
 from lexi.train.task import EvalFn, StepFn, Task
-from lexi.zett.embedding import PredictedEmbedding, tables
 from lexi.zett.hypernet import Hypernet, HypernetConfig
 
 BASE_RECORD = "zett_base.json"  # which base run (and checkpoint step) the hypernetwork was trained for
@@ -51,7 +53,8 @@ def padded_vocab(size: int) -> int:
 
 @dataclasses.dataclass
 class Base:
-    """A frozen base LM: its backbone settings, tokenizer and parameters (on the host's devices)."""
+    """A frozen base LM: its backbone settings, tokenizer, parameters (on the host's devices) and
+    readout (`embedding`: the predicted family's config, from the base's own embedding config)."""
 
     workdir: Path
     cfg: Any
@@ -60,10 +63,15 @@ class Base:
     params: Any
     step: int
     tied: bool
+    embedding: dict
 
     @property
     def d_model(self) -> int:
         return self.backbone.d_model
+
+    def predicted(self, vocab_size: int):
+        """The embedding that runs this base with tables handed in, read out as the base reads out."""
+        return embeddings.build(self.embedding, vocab_size, self.d_model)
 
 
 def load_base(workdir: str | Path) -> Base:
@@ -78,7 +86,7 @@ def load_base(workdir: str | Path) -> Base:
         raise UserError(f"{workdir} is a {emb.get('kind')!r} model; ZeTT transfers standard language models "
                         "(config.embedding.kind 'trainable'), whose embedding matrices it can predict")
     return Base(Path(workdir), loaded.run.cfg, loaded.model.backbone, loaded.tokenizer, loaded.params,
-                loaded.step, bool(emb.get("tied", True)))
+                loaded.step, bool(emb.get("tied", True)), from_base(emb))
 
 
 def frozen_arrays(base: Base) -> dict:
@@ -88,6 +96,21 @@ def frozen_arrays(base: Base) -> dict:
     if not base.tied:
         out["base_out"] = e["head"]
     return out
+
+
+def check_readout(cfg, base: Base) -> None:
+    """A hypernetwork trained for one logit scale is refused for a base that now reads out with
+    another. Runs from before the scale was recorded (config.embedding not 'predicted') take the
+    base's: ZeTT always meant the base's readout, whatever those runs computed."""
+    saved = dict(cfg.get("embedding") or {})
+    if saved.get("kind") != "predicted":
+        return
+    now = readout_scale(base.embedding["logit_scale"], base.d_model)
+    was = readout_scale(saved.get("logit_scale", base.embedding["logit_scale"]), base.d_model)
+    if not math.isclose(was, now, rel_tol=1e-6):
+        raise UserError(f"this ZeTT run was trained for logits scaled by {was:g}, but its base {base.workdir} now "
+                        f"reads out with {now:g} (config.embedding.logit_scale); point config.base_workdir at "
+                        "the base it was trained for")
 
 
 def hypernet_config(cfg, base: Base) -> HypernetConfig:
@@ -162,14 +185,16 @@ def assemble(cfg, workdir: Optional[Path] = None) -> ZettRun:
     if h.pieces < 1 or h.num_layers < 1:
         raise UserError(f"config.hypernet.pieces ({h.pieces}) and num_layers ({h.num_layers}) must be positive")
     base = load_base(cfg.base_workdir)
-    # the backbone is the base's: recorded in this run's config.json for transfer and reports
+    check_readout(cfg, base)
+    # the backbone and readout are the base's: recorded in this run's config.json for transfer and reports
     cfg.model = ml_collections.ConfigDict(dataclasses.asdict(base.backbone))
+    cfg.embedding = ml_collections.ConfigDict(base.embedding)
     mesh = sharding.make_mesh(dict(cfg.mesh.shape))
     rules = sharding.rules_from_config(cfg.mesh)
     hcfg = hypernet_config(cfg, base)
     hypernet = Hypernet(hcfg)
     v = padded_vocab(cfg.zett.vocab_size)
-    lm = LanguageModel(base.backbone, PredictedEmbedding(vocab_size=v, d_model=base.d_model))
+    lm = LanguageModel(base.backbone, base.predicted(v))
     tx, schedule = opt_lib.make_optimizer(cfg.train), opt_lib.make_schedule(cfg.train)
     frozen_host = frozen_arrays(base)
     dummy = (jnp.zeros((v, hcfg.pieces), jnp.int32), jnp.zeros((v,), bool), frozen_host["base_in"],

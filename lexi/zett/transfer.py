@@ -3,7 +3,8 @@
 `predict_rows` runs a trained ZeTT hypernetwork over a tokenizer's whole vocabulary;
 `baseline_rows` gives the heuristics it is compared with:
   fvt      mean of the base rows of the token's base pieces (Gee et al.'s FVT)
-  lexical  the base row of the base token with exactly the same bytes, else FVT
+  lexical  the base row of the base token with exactly the same bytes, else FVT (decompose's
+           shared-token rule: a tokenizer moved onto itself keeps every row)
   random   Gaussian rows with the base matrix's per-dimension mean and std
 Special tokens always take the base row of the same role. `write_run` turns rows into a
 normal lexi run directory (base backbone, new tokenizer, new matrices, step 0), which
@@ -99,28 +100,14 @@ def baseline_rows(base: Base, tok, method: str, seed: int = 0) -> tuple[np.ndarr
                 for m in mats]
         rows = _keep_specials(rows, mats, base, tok)
     elif method in ("fvt", "lexical"):
-        dec = decompose(byte_vocab(tok), base.tokenizer, FVT_PIECES, lexical=False)
+        dec = decompose(byte_vocab(tok), base.tokenizer, FVT_PIECES, lexical=method == "lexical")
         valid = dec.ids_VxL >= 0
         ids = np.maximum(dec.ids_VxL, 0)
         rows = [(m[ids] * valid[..., None]).sum(1) / np.maximum(valid.sum(1), 1)[:, None] for m in mats]
-        if method == "lexical":
-            same = _same_bytes(byte_vocab(tok), byte_vocab(base.tokenizer))
-            hit = same >= 0
-            rows = [np.where(hit[:, None], m[np.maximum(same, 0)], r) for m, r in zip(mats, rows)]
     else:
         raise UserError(f"unknown baseline {method!r}; choose one of {BASELINES}")
     rows = [r.astype(np.float32) for r in rows]
     return rows[0], rows[-1]
-
-
-def _same_bytes(target, base) -> np.ndarray:
-    """For every target id, the base id with exactly the same (non-empty) bytes, or -1."""
-    index = {}
-    for i, b in enumerate(base.pieces):
-        if b and i not in base.roles:
-            index.setdefault(b, i)
-    return np.asarray([index.get(b, -1) if b and i not in target.roles else -1
-                       for i, b in enumerate(target.pieces)], np.int64)
 
 
 def _keep_specials(rows, mats, base, tok):

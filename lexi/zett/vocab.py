@@ -9,10 +9,12 @@ byte 0xAB, GPT-2's byte alphabet maps back to bytes), and for special ids a role
 `decompose(target, base, length)` gives the [V, length] matrix of base ids (-1 padded):
   - a special target id: the base's id of the same role (pad, bos, eos, unk; "control" and
     missing roles fall back to the base's unk, then its pad), one piece;
-  - a token the base also has (the same bytes; byte-fallback ids match only byte-fallback
-    ids): that base id, one piece, so a tokenizer decomposed onto itself is the identity and
-    an untrained residual hypernetwork reproduces the base model (`lexical=False` skips this
-    rule: FVT's plain decomposition);
+  - a byte-fallback id ("<0xAB>"): the base's byte-fallback id of that byte, where it has one,
+    also with `lexical=False`: the id names a raw byte, not text (read as text, "<0x2C>"
+    would get the row of ",", a twin that takes probability from the real one);
+  - a token the base also has (the same bytes): that base id, one piece, so a tokenizer
+    decomposed onto itself is the identity and an untrained residual hypernetwork reproduces
+    the base model (`lexical=False` skips this rule: FVT's plain decomposition);
   - a token whose bytes are UTF-8 text t: the base pieces of t as it occurs mid-text, right
     after a token boundary (below);
   - a token whose bytes are not UTF-8 (a byte-level piece such as b"\\xe2", a partial
@@ -426,15 +428,18 @@ def _special_id(tok, role: str) -> int:
     return int(next(i for i in (own, tok.unk_id, tok.pad_id) if i is not None))
 
 
-def _shared(target: ByteVocab, info: _Base) -> dict[int, int]:
+def _shared(target: ByteVocab, info: _Base, text: bool = True) -> dict[int, int]:
     """Target id -> the base id of the same token: same bytes, and a byte-fallback id only for a
-    byte-fallback id (so a tokenizer decomposed onto itself is the identity)."""
+    byte-fallback id (so a tokenizer decomposed onto itself is the identity). `text=False`:
+    byte-fallback ids only."""
     out = {}
     for i, b in enumerate(target.pieces):
         if i in target.roles or not b:
             continue
         if i in target.byte_ids:
             j = info.fallback_ids[b[0]] if len(b) == 1 else -1
+        elif not text:
+            continue
         else:
             j = info.by_bytes.get(b, -1)
         if j >= 0:
@@ -470,7 +475,7 @@ def _split(target: ByteVocab, info: _Base, skip=()) -> tuple[list[int], list[str
 
 def decompose(target: ByteVocab, base, length: int = 8, *, lexical: bool = True) -> Decomposition:
     """Every target token as base-tokenizer pieces; the rules are in the module docstring.
-    `lexical=False` drops the shared-token rule (FVT's plain decomposition)."""
+    `lexical=False` drops the shared-token rule for text pieces (FVT's plain decomposition)."""
     if length < 1:
         raise UserError(f"decompose needs length >= 1 pieces per token, got {length}")
     info = _base(base)
@@ -479,7 +484,7 @@ def decompose(target: ByteVocab, base, length: int = 8, *, lexical: bool = True)
     full = np.ones(v, np.int32)
     for i, role in target.roles.items():
         ids[i, 0] = _special_id(base, role)
-    shared = _shared(target, info) if lexical else {}
+    shared = _shared(target, info, text=lexical)
     for i, j in shared.items():
         ids[i, 0] = j
     rows, texts, mixed = _split(target, info, skip=shared)
