@@ -48,6 +48,13 @@ def train(row: str, root: Path) -> None:
 EVAL_FLAGS = ("--sequences", "100", "--examples", "200", "--reasoning-offset", "128", "--induction-length", "64")
 
 
+def _finished(run: Path) -> bool:
+    """Trained for all STEPS (rows still training are left out of the table)."""
+    metrics = run / "metrics.jsonl"
+    return metrics.is_file() and any(json.loads(line).get("step") == STEPS and "val_loss" in line
+                                     for line in metrics.read_text().splitlines() if line.strip())
+
+
 def _eighths(curve) -> tuple[float, float]:
     k = len(curve) // 8
     return sum(curve[:k]) / k, sum(curve[-k:]) / k
@@ -59,7 +66,7 @@ def table(root: Path, cipher_rows: list[str], probe_steps: int) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from in_context_baselines import eval_windows_for, summary
 
-    rows = [r for r in ROWS if (root / r / "config.json").is_file()]
+    rows = [r for r in ROWS if _finished(root / r)]
     for r in rows:
         res = root / r / "eval" / "results.json"
         suites = "perplexity,reasoning" + (",cipher" if r in cipher_rows else "")
@@ -76,7 +83,7 @@ def table(root: Path, cipher_rows: list[str], probe_steps: int) -> None:
         kind = json.loads((root / r / "config.json").read_text())["data"]["tokenizer"]["kind"]
         if kind not in counters:
             counters[kind] = summary(*eval_windows_for(kind, 256, 100), d=128)
-        first, last = _eighths(res["perplexity"]["loss_by_position"])
+        first, last = _eighths(res["perplexity"]["loss_by_position_raw"])
         c = counters[kind]
         rs = res["reasoning"]
         ind = rs["induction"]
