@@ -4,6 +4,8 @@ Run: python benchmarks/unicode_tokenizer.py [--ngrams 8000] [--max-n 3]
 Prints n-gram learning time, chars/token on the train split and on the held-out
 validation chapters, and the CPU seconds to encode the whole train split (best of 3),
 with and without n-grams. Measured figures: lexi/tokenizers/unicode.py's docstring.
+Then the same for the ASCII `char` tokenizer, on the train split as it is (all ASCII) and
+with one non-ASCII character appended (its replacing path); both should take well under a second.
 """
 import argparse
 import tempfile
@@ -40,6 +42,11 @@ def main():
           f"validation {len(val) / len(tok.encode_np(val)):.2f}")
     print(f"encode {len(text) / 1e6:.2f} M chars: {best_cpu_seconds(lambda: tok.encode_np(text)):.2f} CPU s with "
           f"n-grams, {best_cpu_seconds(lambda: pure.encode_np(text)):.3f} CPU s without")
+    char = tokenizers.CharTokenizer()
+    ascii_s = best_cpu_seconds(lambda: char.encode_np(text))
+    mixed_s = best_cpu_seconds(lambda: char.encode_np(text + "\u00e9"))
+    print(f"char tokenizer, encode {len(text) / 1e6:.2f} M chars: {ascii_s:.3f} CPU s ASCII, "
+          f"{mixed_s:.3f} CPU s with one non-ASCII char")
 
 
 if __name__ == "__main__":

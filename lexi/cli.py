@@ -347,7 +347,19 @@ def _drop_traceback(record: logging.LogRecord) -> bool:
     return True
 
 
+def _one_line_warning(message, *args, **kwargs) -> str:
+    """How the CLI prints a warning: one line, no source excerpt."""
+    return f"lexi: warning: {message}\n"
+
+
+def _ignore_unraisable(unraisable) -> None:
+    """Tensorstore callbacks racing a closed event loop after a failed save: nothing to report."""
+
+
 def main(argv=None) -> int:
+    """Run one `lexi` command; returns its exit status. Without --debug, warnings print as one
+    line and library tracebacks are dropped while the command runs; the previous settings are
+    put back on return, so calling main from Python leaves the interpreter as it was."""
     from lexi.errors import UserError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -355,11 +367,11 @@ def main(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
-    if not args.debug:  # library threads (orbax) log tracebacks for errors lexi reports in one line itself
-        logging.getLogger("absl").addFilter(_drop_traceback)
-        warnings.formatwarning = lambda message, *a, **k: f"lexi: warning: {message}\n"
-        sys.unraisablehook = lambda u: None  # tensorstore callbacks racing a closed event loop after a failed save
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)  # "no TPU" notices on CPU hosts
+    absl, saved = logging.getLogger("absl"), (warnings.formatwarning, sys.unraisablehook)
+    if not args.debug:  # library threads (orbax) log tracebacks for errors lexi reports in one line itself
+        absl.addFilter(_drop_traceback)
+        warnings.formatwarning, sys.unraisablehook = _one_line_warning, _ignore_unraisable
     try:
         return args.fn(args, extra)
     except UserError as e:
@@ -377,6 +389,9 @@ def main(argv=None) -> int:
             print(f"lexi: {e}", file=sys.stderr)
             return 0 if "signal" in str(e) else 1
         raise
+    finally:
+        absl.removeFilter(_drop_traceback)
+        warnings.formatwarning, sys.unraisablehook = saved
 
 
 if __name__ == "__main__":

@@ -1,9 +1,36 @@
-"""Shared fixtures. Tests run on CPU with tiny shapes (2 layers, width 32-64)."""
+"""Shared fixtures. Tests run on CPU with tiny shapes (2 layers, width 32-64).
+
+LEXI_CI=1 (.ci/run sets it) runs the suite as CI: Hypothesis loads the fixed "ci" profile
+(the same examples every run), and a test marked `needs` whose optional dependency is
+missing fails instead of skipping, since CI installs every one.
+"""
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+CI = os.environ.get("LEXI_CI") == "1"
+
+settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None, database=None)
+if CI:
+    settings.load_profile("ci")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(available, reason): an optional dependency the test needs; "
+                                       "without it the test is skipped, or fails under LEXI_CI=1")
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture is set up
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs"):
+        available, reason = mark.args
+        if not available:
+            if CI:
+                pytest.fail(f"{reason} (LEXI_CI=1: CI installs it, so its absence is a failure)", pytrace=False)
+            pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +47,16 @@ def kjv_docs():
     from lexi.data.corpora import KJV
 
     return list(KJV().documents("train"))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, cache_dir):
+    """A 4-step run of configs/standard.py:tiny with a checkpoint, trained once per session through
+    `lexi train`. Tests only read it (test_bad_input checks that mistakes leave it untouched)."""
+    from lexi import cli
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    argv = ["train", "--config", "configs/standard.py:tiny", "--config.train.progress_bar=false", "--workdir", str(run),
+            "--config.train.steps=4", "--config.train.checkpoint_every=4"]
+    assert cli.main(argv) == 0
+    return run

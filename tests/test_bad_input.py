@@ -5,6 +5,7 @@ CASES is the table docs/errors.md documents; a test checks the two agree.
 """
 import hashlib
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Callable
 import pytest
 
 from lexi import cli
+from lexi.errors import UserError
 
 TINY = ["train", "--config", "configs/standard.py:tiny", "--config.train.progress_bar=false"]
 
@@ -129,14 +131,6 @@ def _tree_digest(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, cache_dir):
-    """A 4-step tiny run with a checkpoint: the thing mistakes must not damage."""
-    run = tmp_path_factory.mktemp("trained") / "run"
-    assert cli.main(TINY + ["--workdir", str(run), "--config.train.steps=4", "--config.train.checkpoint_every=4"]) == 0
-    return run
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gives_one_clear_message(case, tmp_path, trained_run, capsys, cache_dir):
     argv = case.argv(tmp_path, trained_run)
@@ -159,9 +153,38 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path, capsys, cache_dir):
         rc = cli.main(_text_files(tmp_path, str(f), "--config.train.steps=2", "--config.data.seq_len=64",
                                   "--config.data.val_fraction=0.2"))
     assert rc == 0, capsys.readouterr().err
-    # how the CLI prints a warning: one line, no source excerpt
-    line = warnings.formatwarning("bad.jsonl: replaced 2", UserWarning, "x.py", 1)
+    # how the CLI prints a warning: one line, no source excerpt (test_main_puts_back_what_it_replaces: while it runs)
+    line = cli._one_line_warning("bad.jsonl: replaced 2", UserWarning, "x.py", 1)
     assert line == "lexi: warning: bad.jsonl: replaced 2\n"
+
+
+@pytest.mark.parametrize("outcome", ["done", "user-error", "crash"])
+def test_main_puts_back_what_it_replaces(outcome, monkeypatch):
+    """While a command runs, main prints warnings in one line and drops unraisable-exception and absl
+    tracebacks; on every way out it restores the previous settings. Breaks if they leak into the
+    Python session that called main (a notebook, the rest of the test run)."""
+    absl = logging.getLogger("absl")
+    during = {}
+
+    def command(args, extra):
+        during.update(format=warnings.formatwarning, hook=sys.unraisablehook, filters=list(absl.filters))
+        if outcome == "user-error":
+            raise UserError("bad")
+        if outcome == "crash":
+            raise RuntimeError("boom")
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_sample", command)
+    before = (warnings.formatwarning, sys.unraisablehook, list(absl.filters))
+    argv = ["sample", "--workdir", "w", "--prompt", "p"]
+    if outcome == "crash":
+        with pytest.raises(RuntimeError, match="boom"):
+            cli.main(argv)
+    else:
+        assert cli.main(argv) == {"done": 0, "user-error": 2}[outcome]
+    assert during["format"] is cli._one_line_warning and during["hook"] is cli._ignore_unraisable
+    assert cli._drop_traceback in during["filters"]
+    assert (warnings.formatwarning, sys.unraisablehook, list(absl.filters)) == before
 
 
 def test_every_case_is_in_the_docs_table():

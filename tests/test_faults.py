@@ -42,12 +42,35 @@ def test_nonfinite_stops_and_keeps_only_finite_checkpoints(tmp_path, cache_dir):
     ckpt.close()
 
 
-def test_nonfinite_skip_counts_skipped_steps(tmp_path, cache_dir):
-    cfg = _blow_up()
-    cfg.train.nonfinite = "skip"
+def test_nonfinite_skip_counts_skipped_steps(tmp_path, cache_dir, monkeypatch):
+    """One poisoned batch under train.nonfinite=skip: that step alone is skipped and counted,
+    the parameters stay finite and training goes on learning. Breaks if a non-finite update
+    reaches the parameters or the skipped steps are miscounted."""
+    from lexi.data.packing import Batches
+
+    poisoned = 6  # its NaN loss mask makes the loss and every gradient NaN
+    batch_at = Batches.batch_at
+
+    def poison(self, step):
+        batch = batch_at(self, step)
+        if step == poisoned:
+            batch["loss_mask"] = np.full_like(batch["loss_mask"], np.nan)
+        return batch
+
+    monkeypatch.setattr(Batches, "batch_at", poison)
+    cfg = tiny(steps=20, log_every=1, checkpoint_every=20, nonfinite="skip")
     last = train(cfg, tmp_path / "run")
-    assert last["skipped_steps"] > 0
-    assert all(math.isfinite(m["loss"]) for m in read_metrics(tmp_path / "run") if isinstance(m.get("loss"), float))
+    rows = {m["step"]: m for m in read_metrics(tmp_path / "run") if "loss" in m}
+    assert rows[poisoned + 1]["loss"] == "nan"  # the poison reached the step it was meant for
+    assert [rows[s]["skipped_steps"] for s in sorted(rows)] == [0] * poisoned + [1] * (20 - poisoned)
+    assert last["skipped_steps"] == 1
+    ckpt = Checkpointer(tmp_path / "run" / "checkpoints", async_save=False)
+    state, _ = ckpt.restore(20, build_run(cfg, tmp_path / "run").abstract_state)
+    ckpt.close()
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(state.params))
+    after = [rows[s]["loss"] for s in range(poisoned + 2, 21)]
+    assert all(math.isfinite(x) for x in after)
+    assert np.mean(after[-4:]) < np.mean(after[:4]) - 0.1, after  # still learning after the skipped step
 
 
 def test_sigterm_saves_and_exits_cleanly(tmp_path, cache_dir):

@@ -2,9 +2,11 @@
 devices each) must train exactly like one process with four devices, and resume."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ RUN = ["--config.train.steps=6", "--config.train.batch_size=8", "--config.data.s
 
 
 def _free_port() -> int:
+    """A port free now; another program may take it before process 0 binds it (_launch retries then)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -28,10 +31,23 @@ def _env(devices: int, cache_dir) -> dict:
                 LEXI_CACHE=str(cache_dir))
 
 
-def _launch(workdir, cache_dir, *, processes: int, stop_at: int = 0, extra=(), timeout: float = 300):
-    """Run the worker as `processes` processes of one run; return their (returncode, output)."""
+# what process 0 prints when its coordinator port was taken between _free_port and its bind
+# (lexi's own check; gRPC's, should the port go in the moment after that check)
+PORT_TAKEN = re.compile(r"cannot serve as coordinator on port|address already in use|Failed to add port", re.I)
+
+
+def _launch(workdir, cache_dir, *, processes: int, stop_at: int = 0, extra=(), timeout: float = 300, attempts=3):
+    """Run the worker as `processes` processes of one run; return their (returncode, output).
+    If the coordinator port was taken meanwhile (other tests run beside this one), start again on another."""
+    for _ in range(attempts):
+        outs = _launch_once(workdir, cache_dir, _free_port(), processes, stop_at, extra, timeout)
+        if processes == 1 or not PORT_TAKEN.search(outs[0][1]):
+            break
+    return outs
+
+
+def _launch_once(workdir, cache_dir, port, processes, stop_at, extra, timeout):
     devices = 4 // processes
-    port = _free_port()
     procs, logs = [], []
     for pid in range(processes):
         dist = [] if processes == 1 else [f"--config.distributed.coordinator_address=127.0.0.1:{port}",
@@ -42,18 +58,57 @@ def _launch(workdir, cache_dir, *, processes: int, stop_at: int = 0, extra=(), t
         with logs[-1].open("w") as f:  # files, not pipes: a full pipe must never stall a process
             procs.append(subprocess.Popen([sys.executable, WORKER, str(workdir), str(stop_at), *RUN, *dist, *extra],
                                           env=_env(devices, cache_dir), stdout=f, stderr=subprocess.STDOUT))
-    try:
-        for p in procs:
-            p.wait(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    try:  # until all are done, one fails (the others would wait for it) or time is up
+        while any(p.poll() is None for p in procs) and not any(p.poll() for p in procs):
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(procs[0].args, timeout)
+            time.sleep(0.1)
     finally:
         for p in procs:
             p.kill()
+            p.wait()
     return [(p.returncode, log.read_text()) for p, log in zip(procs, logs)]
 
 
 def _ok(outs):
-    for rc, out in outs:
-        assert rc == 0, out[-3000:]
+    failed = sorted((rc < 0, i) for i, (rc, _) in enumerate(outs) if rc)  # the one that failed, not those stopped
+    assert not failed, outs[failed[0][1]][1][-3000:]
+
+
+FAKE_WORKER = """import sys
+from lexi.distributed import _check_port_free
+from lexi.errors import UserError
+
+flags = dict(a.split("=", 1) for a in sys.argv[3:] if a.startswith("--config.distributed."))
+if flags["--config.distributed.process_id"] == "0":
+    try:
+        _check_port_free(flags["--config.distributed.coordinator_address"])
+    except UserError as e:
+        sys.exit(f"lexi: error: {e}")
+"""
+
+
+def test_launch_starts_again_when_the_coordinator_port_was_taken(tmp_path, cache_dir, monkeypatch):
+    """The port _free_port found is taken before process 0 binds it: _launch tries another one.
+    (A stand-in worker: process 0 only runs lexi's check that its port is free.)"""
+    worker = tmp_path / "worker.py"
+    worker.write_text(FAKE_WORKER)
+    monkeypatch.setitem(globals(), "WORKER", str(worker))
+    real_free_port, ports = _free_port, []
+
+    def free_port():  # the first port it offers gets taken before process 0 starts
+        ports.append(busy if not ports else real_free_port())
+        return ports[-1]
+
+    monkeypatch.setitem(globals(), "_free_port", free_port)
+    with socket.socket() as taken:  # another program's server
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        outs = _launch(tmp_path / "w", cache_dir, processes=2, timeout=120)
+    _ok(outs)
+    assert ports[0] == busy and len(ports) == 2  # the taken port, then a free one
 
 
 def _metrics(workdir) -> dict[int, dict]:
@@ -92,13 +147,14 @@ def test_two_processes_match_one_process_and_resume(tmp_path, cache_dir):
 
 
 def test_a_process_that_cannot_reach_the_coordinator_stops_with_a_clear_error(tmp_path, cache_dir):
-    port = _free_port()  # nobody listens there
-    env = _env(2, cache_dir)
-    p = subprocess.run([sys.executable, WORKER, str(tmp_path / "w"), "0", *RUN,
-                        f"--config.distributed.coordinator_address=127.0.0.1:{port}",
-                        "--config.distributed.num_processes=2", "--config.distributed.process_id=1",
-                        "--config.distributed.initialization_timeout_s=3"],
-                       env=env, capture_output=True, text=True, timeout=120)
+    with socket.socket() as s:  # bound but never listening: connections are refused, and no one else can take it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        p = subprocess.run([sys.executable, WORKER, str(tmp_path / "w"), "0", *RUN,
+                            f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+                            "--config.distributed.num_processes=2", "--config.distributed.process_id=1",
+                            "--config.distributed.initialization_timeout_s=3"],
+                           env=_env(2, cache_dir), capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr[-2000:]
     assert "could not join the run" in p.stderr and f"127.0.0.1:{port}" in p.stderr
     assert not (tmp_path / "w" / "checkpoints").exists()

@@ -159,18 +159,6 @@ def test_process_slices_concatenate_to_the_global_batch():
         Batches(t, 16, 8, seed=7, process_count=3)
 
 
-def test_batch_speed():
-    t = stream(5_000_000)
-    b = Batches(t, 512, 64, seed=0, bos_id=BOS, pad_id=0)
-    b.batch_at(0)
-    times = []
-    for s in range(1, 21):
-        t0 = time.perf_counter()
-        b.batch_at(s)
-        times.append(time.perf_counter() - t0)
-    assert np.median(times) < 0.010
-
-
 # ---------------------------------------------------------------- eval windows
 
 

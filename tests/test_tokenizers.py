@@ -1,7 +1,6 @@
 """Tokenizers: round trips, specials, save/load for every kind, SentencePiece training and
 its cache, and the errors a user can cause."""
 import json
-import time
 
 import numpy as np
 import pytest
@@ -59,17 +58,16 @@ def test_char_specials_and_decode_skips_them():
     assert tok.decode(np.array([2, 10, 65])) == "\nA"
 
 
-def test_char_encodes_the_kjv_fast(kjv_docs):
+def test_char_encodes_the_kjv(kjv_docs):
+    """The whole KJV, through the ASCII path and the non-ASCII one. (Their speed is measured by
+    benchmarks/unicode_tokenizer.py, not asserted here.)"""
     text = "\n".join(kjv_docs)
     assert len(text) > 3_500_000
     tok = CharTokenizer()
-    t0 = time.perf_counter()
     ids = tok.encode_np(text)
-    assert time.perf_counter() - t0 < 0.5
     assert len(ids) == len(text) and ids[:2].tolist() == [ord("I"), ord("n")]
-    t0 = time.perf_counter()
-    tok.encode_np(text + "\u00e9")  # the non-ASCII path must be vectorised too
-    assert time.perf_counter() - t0 < 1.0 and tok.replaced_count == 1
+    more = tok.encode_np(text + "\u00e9")
+    assert np.array_equal(more[:-1], ids) and tok.replaced_count == 1
 
 
 # ---------------------------------------------------------------- byte

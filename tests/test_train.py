@@ -8,6 +8,7 @@ from lexi.config import apply_overrides, base_config, load_config
 from lexi.errors import UserError
 from lexi.train.loop import train
 from lexi.train.metrics_log import read_metrics
+from test_optimizer import expected_lr
 
 
 def tiny(kind="trainable", **train_kw):
@@ -49,6 +50,10 @@ def test_run_directory_contents_and_learning(tmp_path, cache_dir):
     assert losses[-1] < 0.7 * losses[0]
     assert json.loads((w / "config.json").read_text())["train"]["steps"] == 40
     assert last["val_loss"] < 4.0
+    # a row logs the learning rate of the update that ended at its step: schedule(step - 1)
+    logged = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    assert sorted(logged) == list(range(5, 41, 5))
+    assert logged == pytest.approx({s: expected_lr(tiny(steps=40).train, s - 1) for s in logged}, rel=1e-5)
 
 
 def test_overfits_one_batch():

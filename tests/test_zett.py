@@ -184,13 +184,22 @@ def test_steps_with_different_sampled_tokenizers_compile_once(base_run, cache_di
     state = task.init_state(run, 0)
     compiles = []
     event = "/jax/core/compile/backend_compile_duration"
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda name, secs, **kw: compiles.append(name) if name == event else None)
-    rng = jax.random.key(0)
-    state, _ = step(state, b0, rng)
-    first = len(compiles)
-    state, m = step(state, b1, rng)
+
+    def listener(name, secs, **kw):
+        if name == event:
+            compiles.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:  # removed afterwards: a listener left behind would collect every later test's compiles
+        rng = jax.random.key(0)
+        state, _ = step(state, b0, rng)
+        first = len(compiles)
+        state, m = step(state, b1, rng)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
     assert first >= 1 and len(compiles) == first, "the second tokenizer recompiled the step"
+    jax.monitoring.record_event_duration_secs(event, 0.0)
+    assert len(compiles) == first, "the compile listener outlived the test"
     assert np.isfinite(float(m["loss"]))
 
 

@@ -29,8 +29,14 @@ def make_schedule(t) -> optax.Schedule:
 
 
 def _decay_mask(params):
-    """Weight decay on matrices only, not on norms, biases, scales or temperatures."""
-    return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+    """Weight decay on matrices only, not on norms, biases, scales or temperatures. Scanned layers
+    (model.scan_layers) stack their parameters under `layers` along a leading layer axis, which
+    does not make a norm's scale a matrix."""
+    def decays(path, p):
+        stacked = any(getattr(k, "key", None) == "layers" for k in path)
+        return p.ndim - stacked >= 2
+
+    return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def make_optimizer(t) -> optax.GradientTransformation:
