@@ -356,21 +356,31 @@ def _ignore_unraisable(unraisable) -> None:
     """Tensorstore callbacks racing a closed event loop after a failed save: nothing to report."""
 
 
+def _drop_unretrieved_orbax_task(record: logging.LogRecord) -> bool:
+    """asyncio's "Task exception was never retrieved" for orbax's write tasks after a failed save,
+    logged when the tasks are collected (often at exit): lexi has already reported the failure."""
+    return not (str(record.msg).startswith("Task exception was never retrieved") and "orbax" in str(record.msg))
+
+
 def main(argv=None) -> int:
     """Run one `lexi` command; returns its exit status. Without --debug, warnings print as one
     line and library tracebacks are dropped while the command runs; the previous settings are
-    put back on return, so calling main from Python leaves the interpreter as it was."""
+    put back on return, so calling main from Python leaves the interpreter as it was. As the
+    process's entry point (argv None) the asyncio filter stays until exit, since orbax's failed
+    write tasks are reported when they are collected, after main returns."""
     from lexi.errors import UserError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv_given, argv = argv, list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)  # "no TPU" notices on CPU hosts
     absl, saved = logging.getLogger("absl"), (warnings.formatwarning, sys.unraisablehook)
+    aio, entry_point = logging.getLogger("asyncio"), argv_given is None
     if not args.debug:  # library threads (orbax) log tracebacks for errors lexi reports in one line itself
         absl.addFilter(_drop_traceback)
+        aio.addFilter(_drop_unretrieved_orbax_task)
         warnings.formatwarning, sys.unraisablehook = _one_line_warning, _ignore_unraisable
     try:
         return args.fn(args, extra)
@@ -391,6 +401,8 @@ def main(argv=None) -> int:
         raise
     finally:
         absl.removeFilter(_drop_traceback)
+        if not entry_point:
+            aio.removeFilter(_drop_unretrieved_orbax_task)
         warnings.formatwarning, sys.unraisablehook = saved
 
 

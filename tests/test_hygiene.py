@@ -34,7 +34,10 @@ def test_hypothesis_profile():
 def _inner_pytest(tmp_path, ci: bool) -> subprocess.CompletedProcess:
     """INNER's tests run by pytest with tests/conftest.py as a plugin."""
     (tmp_path / "test_inner.py").write_text(INNER)
-    env = {k: v for k, v in os.environ.items() if k != "LEXI_CI"}
+    from hypothesis import _settings  # Hypothesis loads its own "ci" profile where it sees these
+
+    ci_vars = {"LEXI_CI", "CI", *getattr(_settings, "_CI_VARS", {})}
+    env = {k: v for k, v in os.environ.items() if k not in ci_vars}
     env.update(PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]), **({"LEXI_CI": "1"} if ci else {}))
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "conftest", "-p", "no:cacheprovider",
                            "-p", "no:xdist", "test_inner.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
