@@ -87,6 +87,12 @@ CASES = [
                                                          "--config.data.corpus=tfds:no_such_dataset_xyz",
                                                          f"--config.data.tfds_data_dir={t / 'tfds'}"],
          r"TFDS dataset 'no_such_dataset_xyz'"),
+    Case("data-character-outside-corpus-chars",  # each document has its own character, so validation has new ones
+         lambda t, r: _text_files(t, str(_write(t / "d.jsonl", "".join(
+             json.dumps({"text": f"{chr(0x100 + i)} words and words {i} " * 12}) + "\n" for i in range(200)))),
+             "--config.data.tokenizer.kind=corpus_chars"),
+         r"the validation split of corpus 'text_files': this text has 1 character\(s\) outside the corpus_chars "
+         r"vocabulary \(\d+ characters of the train split\): '.' \(U\+01[0-9A-F]{2}\)"),
     Case("data-unknown-corpus", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.data.corpus=wiki"],
          r"config.data.corpus 'wiki' is unknown"),
     Case("tokenizer-file-is-not-a-tokenizer",

@@ -143,6 +143,18 @@ def test_layout_reads_as_documented():
     assert len(CHAR.decode(ex.answer_ids).split(" ")) == 3
 
 
+def test_format_takes_the_first_arrow_the_vocabulary_has():
+    """A corpus_chars vocabulary without ">" (KJV's) binds keys with ":", never with a lone "-"."""
+    from lexi.tokenizers import CorpusCharTokenizer
+
+    kjv_like = CorpusCharTokenizer(" -:abc")
+    fmt = T.Format.from_tokenizer(kjv_like)
+    assert fmt.arrow == tuple(kjv_like.encode(":")) and fmt.sep == tuple(kjv_like.encode(" "))
+    assert T.Format.from_tokenizer(CorpusCharTokenizer(" ->=ab")).arrow == tuple(CorpusCharTokenizer(" ->=ab").encode("->"))
+    with pytest.raises(UserError, match="cannot represent any of the prompt arrows"):
+        T.Format.from_tokenizer(CorpusCharTokenizer(" ab"))
+
+
 def test_format_drops_specials_and_rejects_unusable_punctuation():
     assert T.Format.from_tokenizer(WORD) == T.Format(arrow=(4,), sep=(5,))
     with pytest.raises(UserError):

@@ -303,8 +303,8 @@ def test_size_from_config_matches_the_built_tokenizer_without_a_corpus(sp_tok, t
 
 
 def test_corpus_chars_holds_exactly_the_train_characters(kjv_docs, tmp_path):
-    """KJV's characters and four specials; a round trip of the corpus; others become <unk>
-    and are counted; saved and loaded like any run tokenizer."""
+    """KJV's characters and four specials; a round trip of the corpus; text with other
+    characters is refused, naming them; saved and loaded like any run tokenizer."""
     from lexi.tokenizers import CorpusCharTokenizer
 
     tok = tokenizers.from_config({"kind": "corpus_chars"}, lambda: iter(kjv_docs), tmp_path)
@@ -315,7 +315,10 @@ def test_corpus_chars_holds_exactly_the_train_characters(kjv_docs, tmp_path):
     assert tok.decode(ids) == kjv_docs[0] and min(ids) >= 4
     assert sorted(ids) == sorted(tok.encode(kjv_docs[0][::-1]))  # one id per character
     assert tok.replaced_count == 0
-    assert tok.encode("é\x00a") == [tok.unk_id, tok.unk_id, tok.encode("a")[0]] and tok.replaced_count == 2
+    assert tok.missing("aé\x00é>a") == "é\x00>"
+    with pytest.raises(UserError, match=r"3 character\(s\) outside the corpus_chars vocabulary .*'é' \(U\+00E9\)"):
+        tok.encode("aé\x00é>a")
+    assert tok.replaced_count == 0
     tok.save(tmp_path)
     again = tokenizers.load(tmp_path)
     assert again.encode(kjv_docs[1]) == tok.encode(kjv_docs[1]) and again.fingerprint() == tok.fingerprint()

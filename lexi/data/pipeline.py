@@ -90,7 +90,11 @@ def _build(corpus, split: str, tokenizer, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as raw:
             for group in _groups(corpus.documents(split)):
-                for ids in tokenizer.encode_batch_np(group):
+                try:
+                    encoded = tokenizer.encode_batch_np(group)
+                except UserError as e:  # a tokenizer that refuses text it cannot represent (corpus_chars)
+                    raise UserError(f"the {split} split of corpus {corpus.name!r}: {e}") from None
+                for ids in encoded:
                     bos.tofile(raw)
                     np.asarray(ids, dtype=np.int32).tofile(raw)
                     n_tokens += 1 + len(ids)

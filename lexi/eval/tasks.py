@@ -45,6 +45,20 @@ class _Tokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
 
+ARROWS = ("->", ":", "=")  # the prompt's arrow: the first of these a tokenizer represents losslessly
+
+
+def _lossless(tok: _Tokenizer, text: str) -> bool:
+    """`text` encodes without an unknown or replaced token (tokenizers that cannot represent a
+    character either refuse it or count it in `replaced_count`)."""
+    before = getattr(tok, "replaced_count", 0)
+    try:
+        tok.encode(text)
+    except UserError:
+        return False
+    return getattr(tok, "replaced_count", 0) == before
+
+
 @dataclass(frozen=True)
 class Format:
     """Token ids of the prompt's punctuation: the arrow "->" binds a key to a value (or an
@@ -80,11 +94,18 @@ class Format:
         return out
 
     @classmethod
-    def from_tokenizer(cls, tok: _Tokenizer, arrow: str = "->", sep: str = " ") -> Format:
-        """Encode the punctuation; special ids a tokenizer may add (BOS/EOS) are dropped."""
+    def from_tokenizer(cls, tok: _Tokenizer, arrow: str | Sequence[str] = ARROWS, sep: str = " ") -> Format:
+        """Encode the punctuation; special ids a tokenizer may add (BOS/EOS) are dropped. Given
+        several arrows, the first the tokenizer reads losslessly (a corpus_chars vocabulary
+        built from KJV has no ">", so its prompts bind keys with ":")."""
         specials = set(tok.special_ids)
         enc = lambda s: tuple(i for i in tok.encode(s) if i not in specials)  # noqa: E731
-        return cls(arrow=enc(arrow), sep=enc(sep))
+        arrows = [arrow] if isinstance(arrow, str) else list(arrow)
+        chosen = next((a for a in arrows if _lossless(tok, a)), None)
+        if chosen is None:
+            raise UserError(f"the {getattr(tok, 'name', 'given')} tokenizer cannot represent any of the prompt arrows "
+                            f"{arrows}; pick an arrow made of characters its vocabulary has")
+        return cls(arrow=enc(chosen), sep=enc(sep))
 
 
 class SymbolSampler:

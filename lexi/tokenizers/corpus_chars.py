@@ -4,8 +4,9 @@ The lexinvariant readout scores every row of the vocabulary, and rows of charact
 text never uses still get (random) logits: through a 128-row ASCII readout at d = 128 a
 perfect in-context unigram predictor pays about 0.57 nats for them, 0.32 with KJV's 66
 characters. Built from the train split (`config.data.tokenizer.kind = "corpus_chars"`), saved
-with the run. Characters outside the vocabulary become <unk> and are counted in
-`replaced_count`, which the data pipeline reports as a warning, like the ASCII tokenizer's SUB.
+with the run. It is lossless or it refuses: text with a character outside the vocabulary
+(a user's --text-file, a validation split with new characters) is a UserError that names
+the characters, never a silent <unk>; `missing(text)` says which ones before encoding.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class CorpusCharTokenizer(Tokenizer):
         codes = np.frombuffer(self.chars.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
         self._lookup = np.full(int(codes.max()) + 1, self.unk_id, np.int32)  # code point -> id
         self._lookup[codes] = np.arange(NUM_SPECIALS, self.vocab_size, dtype=np.int32)
-        self.replaced_count = 0
+        self.replaced_count = 0  # always 0: nothing is ever replaced
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> "CorpusCharTokenizer":
@@ -48,12 +49,27 @@ class CorpusCharTokenizer(Tokenizer):
             raise UserError("the corpus' train split has no characters to build a corpus_chars vocabulary from")
         return cls(chars)
 
-    def encode_np(self, text: str) -> np.ndarray:
+    def _ids(self, text: str) -> np.ndarray:
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
         inside = codes < len(self._lookup)
         ids = np.full(codes.shape, self.unk_id, np.int32)
         ids[inside] = self._lookup[codes[inside]]
-        self.replaced_count += int(np.count_nonzero(ids == self.unk_id))
+        return ids
+
+    def missing(self, text: str) -> str:
+        """The distinct characters of `text` this vocabulary lacks, in order of appearance."""
+        ids = self._ids(text)
+        return "".join(dict.fromkeys(c for c, i in zip(text, ids.tolist()) if i == self.unk_id))
+
+    def encode_np(self, text: str) -> np.ndarray:
+        ids = self._ids(text)
+        if (ids == self.unk_id).any():
+            lacking = self.missing(text)
+            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in lacking[:8]) + (" ..." if len(lacking) > 8 else "")
+            raise UserError(f"this text has {len(lacking)} character(s) outside the corpus_chars vocabulary "
+                            f"({len(self.chars)} characters of the train split): {shown}. The model has no id for "
+                            "them; use a tokenizer that covers any text (kind=bytes, unicode, or char for ASCII), "
+                            "or train on a corpus that contains them")
         return ids
 
     def encode(self, text: str) -> list[int]:
