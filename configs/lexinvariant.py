@@ -47,10 +47,10 @@ measured on the project's 2-core x86-64 CPU, nothing else running):
               FLOPs per step (docs/scaling.md).
 """
 from lexi.config import base_config
-from lexi.presets import apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
+from lexi.presets import apply_cpu_shape, apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
 
 # the variants after the colon (docs/configs.md is generated from them)
-VARIANTS = ("tiny", "demo", "small_char", "small_32k", "medium", "paper_char", "paper_32k", "paper_1b")
+VARIANTS = ("tiny", "demo", "small_char", "small_32k", "medium", "cpu", "paper_char", "paper_32k", "paper_1b")
 
 
 def get_config(variant: str = "tiny"):
@@ -77,6 +77,9 @@ def get_config(variant: str = "tiny"):
     elif variant in ("medium", "medium_char"):
         apply_medium_shape(c)
         c.train.lr = 1e-2  # measured on tiny shapes: leaves the in-context-unigram plateau sooner
+    elif variant == "cpu":
+        apply_cpu_shape(c)
+        c.train.lr = 1e-2  # as medium
     elif variant in ("paper_char", "paper_32k"):
         apply_paper_shape(c, vocab_32k=variant == "paper_32k")
     elif variant == "paper_1b":
@@ -87,6 +90,6 @@ def get_config(variant: str = "tiny"):
         c.train.batch_size = 256
         c.mesh.shape.update(data=1, fsdp=-1, tensor=1)  # parameters and optimizer sharded over every chip
     else:
-        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small_char, small_32k, medium, paper_char, "
+        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small_char, small_32k, medium, cpu, paper_char, "
                          "paper_32k, paper_1b")
     return c

@@ -31,10 +31,10 @@ Variants (times measured on the project's 2-core x86-64 CPU, nothing else runnin
          unigram model trained on the corpus. Not run here.
 """
 from lexi.config import base_config
-from lexi.presets import apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
+from lexi.presets import apply_cpu_shape, apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
 
 # the variants after the colon (docs/configs.md is generated from them)
-VARIANTS = ("tiny", "demo", "small", "small_sp", "medium", "paper", "paper_32k")
+VARIANTS = ("tiny", "demo", "small", "small_sp", "medium", "cpu", "paper", "paper_32k")
 
 
 def get_config(variant: str = "tiny"):
@@ -51,8 +51,10 @@ def get_config(variant: str = "tiny"):
         c.data.tokenizer.update(kind="sentencepiece", vocab_size=4000, model_type="unigram")
     elif variant == "medium":
         apply_medium_shape(c)
+    elif variant == "cpu":
+        apply_cpu_shape(c)
     elif variant in ("paper", "paper_32k"):
         apply_paper_shape(c, vocab_32k=variant == "paper_32k")
     else:
-        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small, small_sp, medium, paper, paper_32k")
+        raise ValueError(f"unknown variant {variant!r}: tiny, demo, small, small_sp, medium, cpu, paper, paper_32k")
     return c

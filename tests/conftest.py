@@ -1,8 +1,8 @@
 """Shared fixtures. Tests run on CPU with tiny shapes (2 layers, width 32-64).
 
 LEXI_CI=1 (.ci/run sets it) runs the suite as CI: Hypothesis loads the fixed "ci" profile
-(the same examples every run), and a test marked `needs` whose optional dependency is
-missing fails instead of skipping, since CI installs every one.
+(the same examples every run), a test marked `needs` whose optional dependency is missing
+fails instead of skipping, since CI installs every one, and the 25 slowest tests are listed.
 """
 import os
 
@@ -19,6 +19,8 @@ if CI:
 
 
 def pytest_configure(config):
+    if CI and not config.option.durations:  # CI's log names the slowest tests (the suite's budget is 20 min)
+        config.option.durations = 25
     config.addinivalue_line("markers", "needs(available, reason): an optional dependency the test needs; "
                                        "without it the test is skipped, or fails under LEXI_CI=1")
 
