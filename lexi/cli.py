@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="continue a prompt with a trained run's newest checkpoint")
     s.add_argument("--workdir", required=True)
     s.add_argument("--prompt", required=True)
-    s.add_argument("--max-new", type=int, default=200)
+    s.add_argument("--max-new", "--max-new-tokens", dest="max_new", type=int, default=200,
+                   help="new tokens at most; sampling stops earlier at the end of the text (eos, or the bos "
+                        "that starts a next document)")
     s.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     s.add_argument("--top-k", type=int, default=0)
     s.add_argument("--seed", type=int, default=0)

@@ -71,4 +71,12 @@ def sample_text(loaded: Loaded, prompt: str, *, max_new: int = 200, temperature:
     ctx = loaded.model.embedding.context(jax.random.fold_in(rng, 1), jnp.int32(0), jnp.arange(num_samples))
     out = generate(loaded.model, loaded.variables, prompt_BxP, ctx, jax.random.fold_in(rng, 2),
                    max_new=max_new, temperature=temperature, top_k=top_k)
-    return [tok.decode([int(i) for i in row]) for row in np.asarray(out)]
+    return [tok.decode(until_end_of_text(row, tok)) for row in np.asarray(out)]
+
+
+def until_end_of_text(ids, tok) -> list[int]:
+    """`ids` up to (without) the first end of text: eos, or bos, which separates documents in
+    lexi's packed training streams, so a model ends a document by starting the next one."""
+    ids = [int(i) for i in ids]
+    ends = [k for k, i in enumerate(ids) if i in (tok.eos_id, tok.bos_id)]
+    return ids[: ends[0]] if ends else ids

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lexi import cli
-from lexi.inference import load_for_inference
+from lexi.inference import load_for_inference, until_end_of_text
 from lexi.model.lm import LanguageModel
 
 PROMPT = "And God said"
@@ -34,7 +34,7 @@ def greedy(trained_run):
     buf[0, :n] = ids
     for i in range(n, n + MAX_NEW):
         buf[0, i] = int(np.argmax(np.asarray(logits(loaded.variables, buf)[0, i - 1])))
-    return tok.decode(buf[0, n:].tolist())
+    return tok.decode(until_end_of_text(buf[0, n:], tok))
 
 
 def test_seeded_samples_are_reproducible(trained_run, capsys):
@@ -55,3 +55,18 @@ def test_top_k_one_is_greedy(trained_run, capsys, greedy):
     hot = ["--temperature", "2.0", "--top-k", "1"]
     assert _sample(trained_run, capsys, *hot, "--seed", "1") == greedy
     assert _sample(trained_run, capsys, *hot, "--seed", "2") == greedy
+
+
+def test_sampling_stops_at_the_end_of_the_text(trained_run, capsys, monkeypatch):
+    """Breaks if `lexi sample` prints on past eos or past the bos that starts a next document,
+    or if --max-new-tokens (the Hugging Face name) is not --max-new."""
+    import lexi.generate
+
+    tok = load_for_inference(trained_run).tokenizer
+    a, b, c = tok.encode("abc")
+    rows = {"eos": [a, b, tok.eos_id, c], "bos": [a, tok.bos_id, b, c], "none": [a, b, c, a]}
+    for stop, row in rows.items():
+        monkeypatch.setattr(lexi.generate, "generate", lambda *args, row=row, **kw: jnp.asarray([row], jnp.int32))
+        assert cli.main(["sample", "--workdir", str(trained_run), "--prompt", PROMPT, "--max-new-tokens", "4"]) == 0
+        expected = {"eos": "ab", "bos": "a", "none": "abca"}[stop]
+        assert capsys.readouterr().out == f"{PROMPT}{expected}\n{RULE}\n"
