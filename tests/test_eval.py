@@ -38,7 +38,7 @@ def test_suite_writes_results_report_and_plots(runs):
               "frequency_baseline_precision"):
         assert k in c
     assert 0.0 <= c["key_precision_last_window"] <= 1.0
-    assert list(r["tasks"]) == ["lookup", "lookup_8", "permutation"] and r["offset"] == 8
+    assert list(r["tasks"]) == ["lookup", "lookup_8", "permutation"] and r["offset"] == 8 and r["arrow"] == "->"
     for task in ("lookup", "lookup_8", "permutation"):
         for sampler in ("uniform", "frequency"):
             assert 0.0 <= r[task][sampler] <= 1.0

@@ -199,7 +199,8 @@ def evaluate(model, variables, tokenizer, train_tokens, *, examples: int = 1000,
     needed when offset > 0; `seq_len` (the model's context) turns prompts that do not fit into
     a UserError before any model work; induction_length 0 skips the induction score."""
     counts = np.bincount(np.asarray(train_tokens[: 5_000_000]), minlength=tokenizer.vocab_size)
-    sep = tasks.Format.from_tokenizer(tokenizer).sep
+    fmt = tasks.Format.from_tokenizer(tokenizer)
+    sep = fmt.sep
     specs = task_specs(task_names, task_params, lookup_pairs)
     if induction_length:
         induction.check_fits(induction_length, seq_len)
@@ -225,4 +226,5 @@ def evaluate(model, variables, tokenizer, train_tokens, *, examples: int = 1000,
     result["tasks"] = {key: {"task": task, "params": params} for key, (task, params) in specs.items()}
     result["offset"] = int(offset)
     result["examples"] = int(examples)
+    result["arrow"] = tokenizer.decode(list(fmt.arrow))  # the prompts' arrow ("->", or ":" where a vocabulary lacks ">")
     return result
