@@ -89,11 +89,9 @@ def _cmd_demo(args, overrides) -> int:
 
 
 def _cmd_glyphs(args, overrides) -> int:
-    import numpy as np
-
     from lexi import tokenizers
     from lexi.errors import UserError
-    from lexi.glyph import glyph_table_with_stats, token_labels
+    from lexi.glyph import glyph_table_with_stats, npz
 
     if overrides:
         raise_unexpected(overrides)
@@ -104,8 +102,7 @@ def _cmd_glyphs(args, overrides) -> int:
         raise UserError(f"--out {args.out}: directory {out.parent} does not exist")
     tok = tokenizers.load(args.tokenizer)
     table, stats = glyph_table_with_stats(tok, args.cell_px, args.cache_dir)
-    with open(out, "wb") as f:
-        np.savez(f, embeddings=table, tokens=np.asarray(token_labels(tok), dtype=str))
+    npz.write(out, table, tok)
     print(f"tokenizer: {args.tokenizer} ({stats['tokenizer']}, vocab {stats['vocab_size']})")
     print(f"table: {stats['vocab_size']} x {stats['dim']} float32 (cell {stats['cell_px']} px)")
     print(f"duplicate rows: {stats['duplicates']} ({stats['raw_duplicates']} pictures coincided before "
@@ -118,7 +115,8 @@ def _cmd_glyphs(args, overrides) -> int:
         print(f"font note: {note}")
     print(f"build: {stats['build_seconds']:.1f}s; this call {stats['seconds']:.1f}s "
           f"({'cache hit' if stats['cache_hit'] else 'built'}: {stats['cache_path']})")
-    print(f"wrote {out} (arrays: embeddings, tokens)")
+    print(f"wrote {out} (arrays: embeddings, token_kinds, token_values, token_offsets, labels; "
+          "lexi.glyph.npz.read gives each id's exact text)")
     return 0
 
 

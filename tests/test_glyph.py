@@ -8,7 +8,7 @@ import pytest
 
 from lexi import cli, tokenizers
 from lexi.errors import UserError
-from lexi.glyph import glyph_table, glyph_table_with_stats, token_displays, token_labels
+from lexi.glyph import glyph_table, glyph_table_with_stats, npz, token_displays, token_labels
 from lexi.glyph import render
 from lexi.glyph.fonts import resolve_fonts
 from lexi.glyph.table import Display, count_duplicates
@@ -204,11 +204,27 @@ def test_cli_writes_the_npz(tmp_path, glyph_cache, capsys):
     printed = capsys.readouterr().out
     assert "duplicate rows: 0" in printed and "coverage: unifont 94" in printed
     with np.load(out) as z:
-        assert set(z.files) == {"embeddings", "tokens"}
-        emb, tokens = z["embeddings"], z["tokens"]
-    assert emb.shape == (128, 1024) and emb.dtype == np.float32 and tokens.shape == (128,)
-    assert (tokens[0], tokens[2], tokens[10], tokens[65]) == ("<pad>", "<bos>", "\\n", "A")
+        assert set(z.files) == {"embeddings", "token_kinds", "token_values", "token_offsets", "labels"}
+        labels = z["labels"]
+    emb, displays = npz.read(out)
+    assert emb.shape == (128, 1024) and emb.dtype == np.float32 and labels.shape == (128,)
+    assert (labels[0], labels[2], labels[10], labels[65]) == ("<pad>", "<bos>", "\\n", "A")
+    assert displays[10] == Display("text", "\n") and displays[2] == Display("special", "bos")
     assert cli.main(["glyphs", "--tokenizer", "char", "--out", str(out), "--cell-px", "20"]) == 2
     assert cli.main(["glyphs", "--tokenizer", "nope", "--out", str(out)]) == 2
     assert cli.main(["glyphs", "--out", str(tmp_path / "missing" / "t.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_npz_keeps_every_token_exactly(tmp_path):
+    """Breaks if the file stores display strings: the newline token and a learned backslash + n
+    would read back the same, and numpy's fixed-width strings would drop a NUL token."""
+    tok = MixedTokenizer()
+    tok._text = tok._text + ["\\n", "a\x00", "\x00\x00"]
+    tok.vocab_size += 3
+    table = np.random.default_rng(0).standard_normal((tok.vocab_size, 8)).astype(np.float32)
+    npz.write(tmp_path / "t.npz", table, tok)
+    emb, displays = npz.read(tmp_path / "t.npz")
+    assert np.array_equal(emb, table) and displays == token_displays(tok)
+    texts = [d.value for d in displays if d.kind == "text"]
+    assert texts.count("\n") == 1 and texts.count("\\n") == 1 and "\x00" in texts and "\x00\x00" in texts
