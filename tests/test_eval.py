@@ -2,6 +2,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from lexi.errors import UserError
@@ -175,3 +176,22 @@ def test_cipher_reports_every_decoding_and_every_layer(runs, tmp_path):
         assert row in md
     with pytest.raises(UserError, match="--probe-pool must be at least 2"):
         run_suite(runs["trainable"], ["cipher"], probe_pool=1)
+
+
+def test_bits_per_byte_by_hand_with_multi_byte_tokens(monkeypatch):
+    """Breaks if bits/byte counts tokens, characters, or bytes of pieces decoded one by one:
+    'a' (1 byte), 'é' (2), '中' (3) and an emoji as four byte-fallback tokens (4 bytes only when
+    decoded together), scored 1, 2, 3 and 4 x 1 bits, so exactly 10 bits over 10 bytes."""
+    from lexi import tokenizers
+    from lexi.eval import perplexity, scoring
+
+    tok = tokenizers.load("unicode")
+    ids = tok.encode("aé中😀")
+    assert len(ids) == 7  # the emoji is four byte tokens
+    targets = np.asarray([ids + [tok.pad_id]], np.int32)
+    windows = {"inputs": targets, "targets": targets, "loss_mask": np.asarray([[1] * 7 + [0]], np.int32)}
+    bits = np.asarray([[1, 2, 3, 1, 1, 1, 1, 99]], np.float64)
+    monkeypatch.setattr(scoring, "token_nll", lambda *a, **k: bits * math.log(2))
+    res = perplexity.evaluate(None, None, tok, windows, smooth=1)
+    assert res["bits_per_byte"] == pytest.approx(10 / 10)
+    assert res["mean_loss"] == pytest.approx(10 * math.log(2) / 7)
