@@ -9,7 +9,10 @@ fallback) and an untied trainable readout over all of them, computed in vocabula
   binary     frozen random 64-bit binary ID codes widened to d_model (suffix _binary)
 so e.g. `small`, `small_trainable` and `small_binary` differ only in the input table.
 Shapes: tiny and small are lexi's (configs/standard.py); the table's 1024 columns are cut
-to the leading d_model principal components (lexi/embeddings/frozen.py). Add
+to the leading d_model principal components, or, with
+`--config.embedding.projection=random_orthogonal` or `=pca_used`, projected by a fixed random
+orthogonal matrix or by components fitted on the ids the training split uses
+(lexi/embeddings/frozen.py; their geometry: `python benchmarks/glyph_geometry.py`). Add
 `--config.data.corpus=python_code` for the Python-code corpus.
 
   tiny    lexi train --config configs/glyph.py:tiny --workdir runs/glyph_tiny
@@ -43,9 +46,11 @@ def get_config(variant: str = "tiny"):
     shape, _, control = variant.partition("_")
     c = base_config()
     if control in ("", "glyph"):
-        c.embedding = {"kind": "frozen", "source": "glyph", "cell_px": 32, "readout_chunk": READOUT_CHUNK}
+        c.embedding = {"kind": "frozen", "source": "glyph", "cell_px": 32, "readout_chunk": READOUT_CHUNK,
+                       "projection": "pca", "projection_seed": 0}
     elif control == "binary":
-        c.embedding = {"kind": "frozen", "source": "binary", "code_bits": 64, "readout_chunk": READOUT_CHUNK}
+        c.embedding = {"kind": "frozen", "source": "binary", "code_bits": 64, "readout_chunk": READOUT_CHUNK,
+                       "projection": "pca", "projection_seed": 0}
     elif control == "trainable":
         c.embedding = {"kind": "trainable", "tied": False, "readout_chunk": READOUT_CHUNK}
     else:

@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from lexi.embeddings.frozen import binary_codes, fit_width
+from lexi.embeddings.frozen import binary_codes, fit_width, random_orthogonal
 from lexi.errors import UserError
 from lexi.inference import load_for_inference
 from lexi.train.checkpoint import Checkpointer
@@ -41,6 +41,66 @@ def test_fit_width_keeps_leading_components_or_tiles():
     wide = fit_width(t, 40)
     assert wide.shape == (50, 40)
     np.testing.assert_allclose(wide[:, :16] / wide[:, 16:32], 1.0, rtol=1e-5)  # repeated columns
+
+
+def test_random_orthogonal_projection_keeps_distances():
+    """Orthonormal columns, the same matrix for the same seed; relative distances between rows
+    survive 1024 -> 128 (Johnson-Lindenstrauss) far better than keeping 128 columns does."""
+    p = random_orthogonal(1024, 128, seed=0)
+    np.testing.assert_allclose(p.T @ p, np.eye(128), atol=1e-5)
+    np.testing.assert_array_equal(p, random_orthogonal(1024, 128, seed=0))
+    assert not np.allclose(p, random_orthogonal(1024, 128, seed=1))
+    rng = np.random.default_rng(0)
+    t = np.zeros((64, 1024), np.float32)
+    t[:, 512:] = rng.normal(size=(64, 512))  # all the information past the first 128 columns
+    d = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(64, 1)]  # noqa: E731
+    ratio = d(t @ p) / d(t)
+    assert ratio.std() / ratio.mean() < 0.1  # distances shrink by one common factor, not scrambled
+    proj = fit_width(t, 128, projection="random_orthogonal")
+    cut = fit_width(t, 128, principal=False)  # the first 128 columns: nothing but zeros
+    assert np.isfinite(proj).all() and np.abs(cut).max() == 0
+    np.testing.assert_allclose(np.sqrt((proj ** 2).mean(axis=1)), 1.0, rtol=1e-5)
+
+
+def test_pca_used_fits_on_the_used_rows_only():
+    """Components come from the used ids: rows the corpus never produces do not move them, and
+    the used rows' variance lands in the kept columns even when the unused rows dominate."""
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=(300, 32)) * 0.01
+    t[:200, 0] += rng.normal(size=200) * 100.0  # the unused rows' big direction
+    t[200:, 5] += rng.normal(size=100) * 10.0  # the used rows' own direction
+    used = np.arange(200, 300)
+    a = fit_width(t, 2, principal=True, projection="pca_used", used_ids=used)
+    t2 = t.copy()
+    t2[:200] = rng.normal(size=(200, 32))  # other unused rows
+    b = fit_width(t2, 2, principal=True, projection="pca_used", used_ids=used)
+    np.testing.assert_allclose(a[used], b[used], rtol=1e-5, atol=1e-5)
+    centred = t[used] - t[used].mean(axis=0)
+    agree = lambda x: abs(np.mean(np.sign(x[used, 0]) * np.sign(centred[:, 5])))  # noqa: E731
+    assert agree(a) > 0.95  # the first kept column is the used rows' direction
+    assert agree(fit_width(t, 2, principal=False)) < 0.5  # the first two columns are not
+    with pytest.raises(UserError, match="needs the ids the training split uses"):
+        fit_width(t, 2, projection="pca_used", used_ids=np.arange(0))
+
+
+@pytest.mark.parametrize("projection", ["random_orthogonal", "pca_used"])
+def test_projected_tables_train_frozen_and_are_the_same_in_every_run(tmp_path, cache_dir, projection):
+    """Each option in a real run: the table is what fit_width gives (pca_used: on the ids the
+    cached train stream holds), never trained, and built identically by a second run."""
+    from lexi.train.setup_run import train_token_counts
+
+    cfg = frozen_cfg(steps=4, checkpoint_every=4)
+    cfg.embedding.update(projection=projection, code_bits=100)  # 100 bits > d_model: a projection
+    tables = []
+    for name in ("a", "b"):
+        train(cfg, tmp_path / name)
+        tables.append(np.asarray(load_for_inference(tmp_path / name).constants["embedding"]["table"]))
+    np.testing.assert_array_equal(tables[0], tables[1])
+    run = build_run(cfg, tmp_path / "c")
+    used = np.flatnonzero(train_token_counts(run)) if projection == "pca_used" else None
+    expect = fit_width(binary_codes(128, 100, 0), cfg.model.d_model, projection=projection, used_ids=used)
+    np.testing.assert_array_equal(tables[0], expect)
+    assert used is None or 40 < len(used) < 128  # KJV's characters, not all of ASCII
 
 
 def test_frozen_table_never_changes_and_is_not_optimised(tmp_path, cache_dir):

@@ -42,10 +42,11 @@ class Embedding(nn.Module):
         logits = self.logits(h_BxLxD, ctx)
         return jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), targets_BxL[..., None], axis=-1)[..., 0]
 
-    def host_constants(self, tokenizer, cache_dir) -> dict:
+    def host_constants(self, tokenizer, cache_dir, token_counts=None) -> dict:
         """Frozen arrays (numpy, on the host) for this module's "constants" collection, e.g. a
         glyph table rendered from the tokenizer's strings; {} for families without any.
-        Must be deterministic: every process builds its own copy."""
+        `token_counts()`, where given, returns int[V] counts of each id in the training split
+        (computed only if called). Must be deterministic: every process builds its own copy."""
         return {}
 
     def context(self, key: Array, step: Array, rows_B: Array, train: bool = True) -> Any:

@@ -10,11 +10,19 @@ Sources (`source`):
   binary  random binary ID codes of `code_bits` bits (+-1), distinct for every token, the
           follow-up papers' control: it tests whether freezing, not the glyph shape, helps.
 
-Width: the table has W columns (cell_px**2 or code_bits). If d_model < W the first d_model
-principal components are kept (glyph rows are PCA-rotated, so this is the best rank-d
-linear summary) and rows renormalised; if d_model > W the columns are repeated (tiled)
-and cut at d_model. Rows are then scaled to RMS 1, the scale of the trainable table's
-N(0, 1) rows, so the backbone sees inputs of the same size whichever family it gets.
+Width: the table has W columns (cell_px**2 or code_bits). If d_model < W, `projection`
+chooses how W dims become d_model, none of it trained:
+  pca                the leading d_model principal components over all ids (glyph rows are
+                     PCA-rotated, so these are the table's first columns): the best rank-d
+                     summary of the whole table, which for 65,536 glyphs is dominated by CJK.
+  random_orthogonal  all W dims through a fixed random matrix with orthonormal columns
+                     (seeded by `projection_seed`): pairwise distances are kept approximately
+                     (Johnson-Lindenstrauss), whatever script the rows come from.
+  pca_used           principal components fitted on the rows of the ids the training
+                     split actually produces (centred on their mean), applied to every row.
+If d_model > W the columns are repeated (tiled) and cut at d_model. Rows are then scaled to
+RMS 1, the scale of the trainable table's N(0, 1) rows, so the backbone sees inputs of the
+same size whichever family it gets.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from lexi.errors import UserError
 
 Array = jax.Array
 SOURCES = ("glyph", "binary")
+PROJECTIONS = ("pca", "random_orthogonal", "pca_used")
 
 
 class FrozenEmbedding(TrainableEmbedding):
@@ -38,11 +47,15 @@ class FrozenEmbedding(TrainableEmbedding):
     cell_px: int = 32  # glyph: pixels per character cell (32 -> 1024-dim rows, 64 -> 4096)
     code_bits: int = 64  # binary: bits per token code (16-1024)
     code_seed: int = 0  # binary: which random codes
+    projection: str = "pca"  # W dims -> d_model: pca | random_orthogonal | pca_used (module docstring)
+    projection_seed: int = 0  # random_orthogonal: which matrix
     tied: bool = False  # the readout is always a separate trainable head
 
     def setup(self):
         if self.source not in SOURCES:
             raise UserError(f"config.embedding.source {self.source!r} is unknown; choose one of {SOURCES}")
+        if self.projection not in PROJECTIONS:
+            raise UserError(f"config.embedding.projection {self.projection!r} is unknown; choose one of {PROJECTIONS}")
         if self.tied:
             raise UserError("a frozen embedding cannot tie its readout to the frozen table; set tied=False")
         shape = (self.vocab_size, self.d_model)
@@ -54,7 +67,7 @@ class FrozenEmbedding(TrainableEmbedding):
     def embed(self, tokens_BxL: Array, ctx: Any) -> Array:
         return jnp.take(jax.lax.stop_gradient(self.table), tokens_BxL, axis=0)
 
-    def host_constants(self, tokenizer, cache_dir) -> dict:
+    def host_constants(self, tokenizer, cache_dir, token_counts=None) -> dict:
         if tokenizer is not None and tokenizer.vocab_size != self.vocab_size:
             raise UserError(f"tokenizer has {tokenizer.vocab_size} ids but the model {self.vocab_size}")
         if self.source == "glyph":
@@ -64,8 +77,16 @@ class FrozenEmbedding(TrainableEmbedding):
                 raise UserError("a glyph table is rendered from the tokenizer's strings: build the run with one")
 
             raw = glyph_table(tokenizer, cell_px=self.cell_px, cache_dir=cache_dir)
-            return {"table": fit_width(raw, self.d_model, principal=True)}
-        return {"table": fit_width(binary_codes(self.vocab_size, self.code_bits, self.code_seed), self.d_model)}
+        else:
+            raw = binary_codes(self.vocab_size, self.code_bits, self.code_seed)
+        used = None
+        if self.projection == "pca_used" and self.d_model < raw.shape[1]:
+            if token_counts is None:
+                raise UserError("projection=pca_used fits on the ids the training split produces; this run has no "
+                                "training split to count (use pca or random_orthogonal)")
+            used = np.flatnonzero(np.asarray(token_counts()))
+        return {"table": fit_width(raw, self.d_model, principal=self.source == "glyph", projection=self.projection,
+                                   seed=self.projection_seed, used_ids=used)}
 
 
 def binary_codes(vocab_size: int, bits: int, seed: int = 0) -> np.ndarray:
@@ -90,12 +111,35 @@ def binary_codes(vocab_size: int, bits: int, seed: int = 0) -> np.ndarray:
     return (2.0 * codes - 1.0).astype(np.float32)
 
 
-def fit_width(table: np.ndarray, d_model: int, principal: bool = False) -> np.ndarray:
-    """[V, W] -> [V, d_model] with rows of RMS 1 (see the module docstring)."""
+def random_orthogonal(w: int, d: int, seed: int = 0) -> np.ndarray:
+    """[w, d] with orthonormal columns, a fixed function of (w, d, seed)."""
+    g = np.random.default_rng([seed, w, d]).standard_normal((w, d))
+    q, r = np.linalg.qr(g)
+    return (q * np.sign(np.diag(r))).astype(np.float32)  # signs fixed: the Haar measure, reproducible
+
+
+def fit_width(table: np.ndarray, d_model: int, principal: bool = False, projection: str = "pca", seed: int = 0,
+              used_ids: np.ndarray | None = None) -> np.ndarray:
+    """[V, W] -> [V, d_model] with rows of RMS 1 (see the module docstring). `principal`: the
+    columns are already principal components (glyph tables), so "pca" keeps the leading ones;
+    otherwise "pca" keeps the first d_model columns."""
     t = np.asarray(table, np.float32)
     w = t.shape[1]
     if d_model < w:
-        if principal:  # keep the highest-variance (leading principal) columns, in that order
+        if projection == "random_orthogonal":
+            t = t @ random_orthogonal(w, d_model, seed)
+        elif projection == "pca_used":
+            if used_ids is None or len(used_ids) == 0:
+                raise UserError("projection=pca_used needs the ids the training split uses, and it uses none")
+            rows = t[np.asarray(used_ids)].astype(np.float64)
+            mean = rows.mean(axis=0)
+            _, _, vt = np.linalg.svd(rows - mean, full_matrices=False)
+            vt *= np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]  # one sign on every machine
+            basis = np.zeros((w, d_model))
+            k = min(d_model, vt.shape[0])  # fewer used ids than d_model: the rest stay zero columns
+            basis[:, :k] = vt[:k].T
+            t = ((t - mean) @ basis).astype(np.float32)
+        elif principal:  # keep the highest-variance (leading principal) columns, in that order
             order = np.argsort(-t.var(axis=0), kind="stable")[:d_model]
             t = t[:, order]
         else:

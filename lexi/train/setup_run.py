@@ -216,10 +216,24 @@ def init_params(model: LanguageModel, key, cfg):
     return init_variables(model, key, cfg)["params"]
 
 
+def train_token_counts(run: Run) -> np.ndarray:
+    """int64[V]: how often each id occurs in the training split's token stream (the cached
+    stream the run trains on, so every process counts the same)."""
+    from lexi.data.corpora import get_corpus
+    from lexi.data.pipeline import build_token_stream
+
+    stream = build_token_stream(get_corpus(run.cfg.data), "train", run.tokenizer, cache_dir(run.cfg),
+                                seq_len=run.cfg.data.seq_len)
+    counts = np.zeros(run.tokenizer.vocab_size, np.int64)
+    for start in range(0, len(stream), 1 << 24):  # bounded memory on a memory-mapped stream
+        counts += np.bincount(np.asarray(stream[start:start + (1 << 24)]), minlength=run.tokenizer.vocab_size)
+    return counts
+
+
 def make_constants(run: Run) -> Any:
     """The frozen arrays of the embedding, built on the host (deterministically, so every
     process builds the same) and laid out with the run's shardings."""
-    host = run.model.embedding.host_constants(run.tokenizer, cache_dir(run.cfg))
+    host = run.model.embedding.host_constants(run.tokenizer, cache_dir(run.cfg), lambda: train_token_counts(run))
     if not host:
         return {}
     tree = {"embedding": host}
