@@ -123,20 +123,27 @@ def _comparable(workdir):
     return [{k: v for k, v in m.items() if k not in ("tokens_per_sec", "mfu")} for m in read_metrics(workdir)]
 
 
-def test_kill9_at_three_points_then_resume_is_bitwise_identical(tmp_path, cache_dir):
+def test_kill9_at_four_points_then_resume_is_bitwise_identical(tmp_path, cache_dir):
+    """kill -9 at fixed points (LEXI_FAULT_KILL: after a step between checkpoints, while a
+    checkpoint write is in flight, right before a checkpoint) and once at a moment the test
+    does not choose; the resumed run equals an uninterrupted one bit for bit."""
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_train_cmd(full), check=True, capture_output=True, timeout=300)
     kills = []
-    for kill_after in (4, 13, 22):
-        proc = subprocess.Popen(_train_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 240
-        while _last_logged_step(killed) < kill_after and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    for point in ("4", "12:save", "21"):
+        proc = subprocess.run(_train_cmd(killed), env=dict(os.environ, LEXI_FAULT_KILL=point), capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
         kills.append(_last_logged_step(killed))
-    assert kills[0] < kills[1] < kills[2] < 30, kills
+    assert kills == [4, 12, 21], kills
+    proc = subprocess.Popen(_train_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240  # the random kill: as soon as a step past 23 is logged
+    while _last_logged_step(killed) < 24 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert 24 <= _last_logged_step(killed) < 30
     done = subprocess.run(_train_cmd(killed), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resumed from" in done.stderr
@@ -242,3 +249,14 @@ def test_unwritable_run_directory_is_refused(tmp_path, cache_dir):
         ro.chmod(0o500)
         with pytest.raises(UserError, match=r"cannot write to run directory"):
             train(tiny(steps=4), ro / "run")
+
+
+def test_fault_kill_spec_is_checked(monkeypatch):
+    from lexi.train import loop
+
+    for spec, point in (("", None), ("7", (7, "step")), ("12:save", (12, "save"))):
+        monkeypatch.setenv(loop.FAULT_KILL_ENV, spec)
+        assert loop._fault_kill_point() == point
+    monkeypatch.setenv(loop.FAULT_KILL_ENV, "7:later")
+    with pytest.raises(UserError, match="expected STEP or STEP:save"):
+        loop._fault_kill_point()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 import signal
@@ -79,6 +80,27 @@ def _write_failed(ckpt: Checkpointer, err: Exception) -> TrainingStopped:
             else "no complete checkpoint exists yet")
     return TrainingStopped(f"writing a checkpoint to {ckpt.directory} failed ({reason}); {kept}. Free disk space "
                            "(or fix the directory) and run the same command again to resume.")
+
+
+FAULT_KILL_ENV = "LEXI_FAULT_KILL"
+
+
+def _fault_kill_point() -> Optional[tuple[int, str]]:
+    """Fault injection for the kill -9 tests: LEXI_FAULT_KILL=STEP kills this process with
+    SIGKILL once step STEP is logged, before its checkpoint is saved; STEP:save right after
+    that checkpoint's asynchronous write is issued, while it is still in flight."""
+    spec = os.environ.get(FAULT_KILL_ENV, "")
+    if not spec:
+        return None
+    step, _, phase = spec.partition(":")
+    if not step.isdigit() or phase not in ("", "save"):
+        raise UserError(f"{FAULT_KILL_ENV}={spec!r}: expected STEP or STEP:save")
+    return int(step), phase or "step"
+
+
+def _maybe_kill(point: Optional[tuple[int, str]], done: int, phase: str) -> None:
+    if point == (done, phase):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
@@ -155,6 +177,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
             raise _write_failed(ckpt, e) from e
 
     end = t.steps if stop_at is None else min(stop_at, t.steps)
+    kill_point = _fault_kill_point()
     in_flight: Optional[BaseException] = None
     try:
         for step in range(start, end):
@@ -203,8 +226,10 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
                     t_interval, steps_interval = time.perf_counter(), 0
             elif is_eval:
                 writer.write(done, {"val_loss": evaluate(state)})
+            _maybe_kill(kill_point, done, "step")
             if is_ckpt:
                 save(done)
+                _maybe_kill(kill_point, done, "save")
             if stop_signal:
                 if not is_ckpt:
                     save(done)
