@@ -10,9 +10,10 @@ fallback) and an untied trainable readout over all of them, computed in vocabula
 so e.g. `small`, `small_trainable` and `small_binary` differ only in the input table.
 Shapes: tiny and small are lexi's (configs/standard.py); the table's 1024 columns are cut
 to the leading d_model principal components, or, with
-`--config.embedding.projection=random_orthogonal` or `=pca_used`, projected by a fixed random
-orthogonal matrix or by components fitted on the ids the training split uses
-(lexi/embeddings/frozen.py; their geometry: `python benchmarks/glyph_geometry.py`). Add
+`--config.embedding.projection=random_orthogonal`, `=pca_used` or `=pca_used_whitened`,
+projected by a fixed random orthogonal matrix or by components fitted (and optionally
+whitened) on the ids the training split uses (lexi/embeddings/frozen.py; their geometry:
+`python benchmarks/glyph_geometry.py`, benchmarks/RESULTS.md). Not yet trained with. Add
 `--config.data.corpus=python_code` for the Python-code corpus.
 
   tiny    lexi train --config configs/glyph.py:tiny --workdir runs/glyph_tiny

@@ -79,11 +79,16 @@ def test_pca_used_fits_on_the_used_rows_only():
     agree = lambda x: abs(np.mean(np.sign(x[used, 0]) * np.sign(centred[:, 5])))  # noqa: E731
     assert agree(a) > 0.95  # the first kept column is the used rows' direction
     assert agree(fit_width(t, 2, principal=False)) < 0.5  # the first two columns are not
+    w = fit_width(t, 2, principal=True, projection="pca_used_whitened", used_ids=used)
+    centred_w = (t[used] - t[used].mean(axis=0)) @ np.linalg.svd(t[used] - t[used].mean(axis=0))[2][:2].T
+    assert abs(np.corrcoef(np.abs(w[used, 0]), np.abs(centred_w[:, 0] / centred_w[:, 0].std()))[0, 1]) > 0.5
+    assert 0.3 < np.abs(w[used]).mean(axis=0)[1] / np.abs(w[used]).mean(axis=0)[0] < 3  # both directions used
+    assert np.abs(a[used]).mean(axis=0)[1] < 0.05 * np.abs(a[used]).mean(axis=0)[0]  # unwhitened: one dominates
     with pytest.raises(UserError, match="needs the ids the training split uses"):
         fit_width(t, 2, projection="pca_used", used_ids=np.arange(0))
 
 
-@pytest.mark.parametrize("projection", ["random_orthogonal", "pca_used"])
+@pytest.mark.parametrize("projection", ["random_orthogonal", "pca_used", "pca_used_whitened"])
 def test_projected_tables_train_frozen_and_are_the_same_in_every_run(tmp_path, cache_dir, projection):
     """Each option in a real run: the table is what fit_width gives (pca_used: on the ids the
     cached train stream holds), never trained, and built identically by a second run."""
@@ -97,7 +102,7 @@ def test_projected_tables_train_frozen_and_are_the_same_in_every_run(tmp_path, c
         tables.append(np.asarray(load_for_inference(tmp_path / name).constants["embedding"]["table"]))
     np.testing.assert_array_equal(tables[0], tables[1])
     run = build_run(cfg, tmp_path / "c")
-    used = np.flatnonzero(train_token_counts(run)) if projection == "pca_used" else None
+    used = np.flatnonzero(train_token_counts(run)) if projection.startswith("pca_used") else None
     expect = fit_width(binary_codes(128, 100, 0), cfg.model.d_model, projection=projection, used_ids=used)
     np.testing.assert_array_equal(tables[0], expect)
     assert used is None or 40 < len(used) < 128  # KJV's characters, not all of ASCII
