@@ -19,9 +19,18 @@ measured on the project's 2-core x86-64 CPU, nothing else running):
               4 layers, width 128, 4 heads x 32, MLP 512, context 256, batch 32, 2400 steps
               (19.7M tokens), lr 1e-2; 2-core CPU with the process pinned to one core
               (`taskset -c 1`) while its standard twin ran on the other: 96 minutes;
-              training loss 3.86 nats/char, validation 3.87; `lexi eval` (README, "The medium
-              pair"): 4.34 nats/char early in the context, 3.77 late, cipher / plain 1.000,
-              key precision 0.000 (the paper's 0.996 needs far longer training).
+              training loss 3.86 nats/char, validation 3.87; `lexi eval` (100 windows, the
+              suite of 2026-11): 4.34 nats/char early in the context, 3.77 late, cipher / plain
+              1.000, key precision 0.000 (the paper's 0.996 needs far longer training).
+  cpu         taskset -c 0 lexi train --config configs/lexinvariant.py:cpu --workdir runs/lx_cpu
+              medium with the two levers the study found: the train split's 65 characters
+              + 4 specials (tokenizer kind corpus_chars) and 4 heads x 64, 2400 steps (19.7M
+              characters), lr 1e-2; pinned to one core while the standard twin ran on the
+              other: 120 minutes; validation loss 3.514 nats/char. `python
+              benchmarks/cpu_pair.py` (evaluation seed 1, 6 min): 3.87 nats/char early in the
+              context, 3.45 late (in-context bigram counter 2.77: not copying yet), cipher /
+              plain 0.999, key precision 0.091 by assignment (frequency analysis 0.121),
+              LookUp 0.005 (README "The cpu character-level pair").
   small_32k   the same backbone over a 32k SentencePiece vocabulary trained on the corpus,
               the readout in online chunks of 2048 (never B x V x d). Not run yet.
   Levers, each a config field whose default is the paper's choice. Measured one at a time
@@ -47,7 +56,8 @@ measured on the project's 2-core x86-64 CPU, nothing else running):
               FLOPs per step (docs/scaling.md).
 """
 from lexi.config import base_config
-from lexi.presets import apply_cpu_shape, apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
+from lexi.presets import (apply_cpu_shape, apply_medium_shape, apply_paper_shape, apply_small_shape,
+                          apply_tiny_shape, demo_config)
 
 # the variants after the colon (docs/configs.md is generated from them)
 VARIANTS = ("tiny", "demo", "small_char", "small_32k", "medium", "cpu", "paper_char", "paper_32k", "paper_1b")

@@ -19,7 +19,13 @@ Variants (times measured on the project's 2-core x86-64 CPU, nothing else runnin
          4 layers, width 128, 4 heads x 32, MLP 512, context 256, batch 32, 2400 steps
          (19.7M tokens), lr 3e-3; pinned to one core (`taskset -c 0`) while the lexinvariant
          twin ran on the other: 96 minutes; training loss 0.95 nats/char, validation 0.99;
-         cipher / plain loss 6.81 (`lexi eval`, README "The medium pair").
+         cipher / plain loss 6.81 (`lexi eval`, 100 windows).
+  cpu    lexi train --config configs/standard.py:cpu --workdir runs/std_cpu
+         the lexinvariant cpu config's twin: medium with the train split's 65 characters
+         + 4 specials (tokenizer kind corpus_chars) and 4 heads x 64; pinned to one core
+         (`taskset -c 1`) while the lexinvariant twin ran on the other: 119 minutes;
+         validation loss 0.983 nats/char; late-context loss 0.963, cipher / plain 7.00
+         (`python benchmarks/cpu_pair.py`, README "The cpu character-level pair").
   paper  lexi train --config configs/standard.py:paper --workdir runs/std_paper
          The lexinvariant paper's standard LM (Huang et al. 2023): 12 layers, 8 heads x 128
          (d_model 1024), MLP 4096, T5 relative position bias, Adafactor, cosine 0.01 -> 0.001
@@ -31,7 +37,8 @@ Variants (times measured on the project's 2-core x86-64 CPU, nothing else runnin
          unigram model trained on the corpus. Not run here.
 """
 from lexi.config import base_config
-from lexi.presets import apply_cpu_shape, apply_medium_shape, apply_paper_shape, apply_small_shape, apply_tiny_shape, demo_config
+from lexi.presets import (apply_cpu_shape, apply_medium_shape, apply_paper_shape, apply_small_shape,
+                          apply_tiny_shape, demo_config)
 
 # the variants after the colon (docs/configs.md is generated from them)
 VARIANTS = ("tiny", "demo", "small", "small_sp", "medium", "cpu", "paper", "paper_32k")

@@ -65,7 +65,8 @@ CASES = [
     Case("config-unknown-projection",
          lambda t, r: ["train", "--config", "configs/glyph.py:tiny_binary", "--workdir", str(t / "run"),
                        "--config.embedding.projection=umap"],
-         r"config.embedding.projection 'umap' is unknown; choose one of \('pca', 'random_orthogonal', 'pca_used', 'pca_used_whitened'\)"),
+         r"config.embedding.projection 'umap' is unknown; choose one of "
+         r"\('pca', 'random_orthogonal', 'pca_used', 'pca_used_whitened'\)"),
     Case("config-mesh-vs-devices", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.mesh.shape.data=3"],
          r"config.mesh.shape .* uses 3 devices, but 1 are available"),
     Case("resume-different-tokenizer",

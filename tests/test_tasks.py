@@ -150,7 +150,8 @@ def test_format_takes_the_first_arrow_the_vocabulary_has():
     kjv_like = CorpusCharTokenizer(" -:abc")
     fmt = T.Format.from_tokenizer(kjv_like)
     assert fmt.arrow == tuple(kjv_like.encode(":")) and fmt.sep == tuple(kjv_like.encode(" "))
-    assert T.Format.from_tokenizer(CorpusCharTokenizer(" ->=ab")).arrow == tuple(CorpusCharTokenizer(" ->=ab").encode("->"))
+    full = CorpusCharTokenizer(" ->=ab")
+    assert T.Format.from_tokenizer(full).arrow == tuple(full.encode("->"))
     with pytest.raises(UserError, match="cannot represent any of the prompt arrows"):
         T.Format.from_tokenizer(CorpusCharTokenizer(" ab"))
 
