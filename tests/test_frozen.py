@@ -90,17 +90,15 @@ def test_pca_used_fits_on_the_used_rows_only():
 
 @pytest.mark.parametrize("projection", ["random_orthogonal", "pca_used", "pca_used_whitened"])
 def test_projected_tables_train_frozen_and_are_the_same_in_every_run(tmp_path, cache_dir, projection):
-    """Each option in a real run: the table is what fit_width gives (pca_used: on the ids the
-    cached train stream holds), never trained, and built identically by a second run."""
+    """Each option in a real run: the trained run's table is bit for bit what fit_width gives
+    here, in another process's worth of fresh computation (pca_used: on the ids the cached train
+    stream holds), so every run and every host builds the same one."""
     from lexi.train.setup_run import train_token_counts
 
     cfg = frozen_cfg(steps=4, checkpoint_every=4)
     cfg.embedding.update(projection=projection, code_bits=100)  # 100 bits > d_model: a projection
-    tables = []
-    for name in ("a", "b"):
-        train(cfg, tmp_path / name)
-        tables.append(np.asarray(load_for_inference(tmp_path / name).constants["embedding"]["table"]))
-    np.testing.assert_array_equal(tables[0], tables[1])
+    train(cfg, tmp_path / "a")
+    tables = [np.asarray(load_for_inference(tmp_path / "a").constants["embedding"]["table"])]
     run = build_run(cfg, tmp_path / "c")
     used = np.flatnonzero(train_token_counts(run)) if projection.startswith("pca_used") else None
     expect = fit_width(binary_codes(128, 100, 0), cfg.model.d_model, projection=projection, used_ids=used)
