@@ -86,8 +86,8 @@ class FrozenEmbedding(TrainableEmbedding):
         used = None
         if self.projection.startswith("pca_used") and self.d_model < raw.shape[1]:
             if token_counts is None:
-                raise UserError("projection=pca_used fits on the ids the training split produces; this run has no "
-                                "training split to count (use pca or random_orthogonal)")
+                raise UserError(f"projection={self.projection} fits on the ids the training split produces; this run "
+                                "has no training split to count (use pca or random_orthogonal)")
             used = np.flatnonzero(np.asarray(token_counts()))
         return {"table": fit_width(raw, self.d_model, principal=self.source == "glyph", projection=self.projection,
                                    seed=self.projection_seed, used_ids=used)}
@@ -134,7 +134,7 @@ def fit_width(table: np.ndarray, d_model: int, principal: bool = False, projecti
             t = t @ random_orthogonal(w, d_model, seed)
         elif projection in ("pca_used", "pca_used_whitened"):
             if used_ids is None or len(used_ids) == 0:
-                raise UserError("projection=pca_used needs the ids the training split uses, and it uses none")
+                raise UserError(f"projection={projection} needs the ids the training split uses, and it uses none")
             rows = t[np.asarray(used_ids)].astype(np.float64)
             mean = rows.mean(axis=0)
             _, sv, vt = np.linalg.svd(rows - mean, full_matrices=False)

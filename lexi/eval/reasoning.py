@@ -226,5 +226,5 @@ def evaluate(model, variables, tokenizer, train_tokens, *, examples: int = 1000,
     result["tasks"] = {key: {"task": task, "params": params} for key, (task, params) in specs.items()}
     result["offset"] = int(offset)
     result["examples"] = int(examples)
-    result["arrow"] = tokenizer.decode(list(fmt.arrow))  # the prompts' arrow ("->", or ":" where a vocabulary lacks ">")
+    result["arrow"] = tokenizer.decode(list(fmt.arrow))  # "->", or ":" where a vocabulary lacks ">"
     return result

@@ -30,6 +30,17 @@ def _value_bytes(d: Display) -> bytes:
     return b""
 
 
+def _value(kind: str, b: bytes) -> Any:
+    """The inverse of _value_bytes."""
+    if kind == "text":
+        return b.decode("utf-8", "surrogatepass")
+    if kind == "byte":
+        return b[0]
+    if kind == "special":
+        return b.decode("ascii") or None
+    return None
+
+
 def write(path: Path, table: np.ndarray, tokenizer) -> None:
     displays = token_displays(tokenizer)
     values = [_value_bytes(d) for d in displays]
@@ -45,10 +56,4 @@ def read(path: Path) -> tuple[np.ndarray, list[Display]]:
     """(embeddings, what each id stands for) from a file `write` made."""
     with np.load(path) as z:
         emb, kinds, raw, off = z["embeddings"], z["token_kinds"], z["token_values"].tobytes(), z["token_offsets"]
-    out: list[Display] = []
-    for i, kind in enumerate(kinds.tolist()):
-        b = raw[off[i]:off[i + 1]]
-        value: Any = {"text": lambda: b.decode("utf-8", "surrogatepass"), "byte": lambda: b[0],
-                      "special": lambda: b.decode("ascii") or None, "unused": lambda: None}[kind]()
-        out.append(Display(kind, value))
-    return emb, out
+    return emb, [Display(kind, _value(kind, raw[off[i]:off[i + 1]])) for i, kind in enumerate(kinds.tolist())]
