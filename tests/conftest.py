@@ -7,6 +7,9 @@ fails instead of skipping, since CI installs every one, and the 25 slowest tests
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+from xla_flags import BASE as _XLA_TEST_FLAGS  # noqa: E402  (before jax starts: tests/xla_flags.py says why)
+
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_XLA_TEST_FLAGS}".strip()
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402

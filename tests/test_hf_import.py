@@ -246,8 +246,9 @@ def test_import_loads_into_a_sharded_mesh(tmp_path):
 
     script = textwrap.dedent("""
         import os, sys, json
-        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
         sys.path.insert(0, "tests")
+        from xla_flags import xla_flags
+        os.environ["XLA_FLAGS"] = xla_flags(4)
         import numpy as np, torch, transformers, jax, jax.numpy as jnp
         from test_hf_import import MODELS, _randomise, _save, _hf_logits, _lexi_logits
         from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders

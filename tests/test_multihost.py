@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from xla_flags import xla_flags
 
 WORKER = str(Path(__file__).with_name("multihost_worker.py"))
 MESH = ["--config.mesh.shape.data=1", "--config.mesh.shape.fsdp=2", "--config.mesh.shape.tensor=2"]
@@ -27,7 +28,7 @@ def _free_port() -> int:
 
 
 def _env(devices: int, cache_dir) -> dict:
-    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+    return dict(os.environ, XLA_FLAGS=xla_flags(devices), JAX_PLATFORMS="cpu",
                 LEXI_CACHE=str(cache_dir))
 
 

@@ -8,12 +8,12 @@ are checked here.
 import importlib.util
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from xla_flags import xla_flags
 
 nbformat = pytest.importorskip("nbformat", reason="notebook tests need the test extra (nbformat, nbclient, ipykernel)")
 nbclient = pytest.importorskip("nbclient")
@@ -126,7 +126,7 @@ def _smoke_env(monkeypatch, work):
     monkeypatch.setenv("LEXI_NOTEBOOK_WORKDIR", str(work))
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setenv("XLA_FLAGS", xla_flags())  # the suite's (tests/xla_flags.py), no simulated devices
     monkeypatch.delenv("LEXI_SOURCE", raising=False)
 
 
