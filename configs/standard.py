@@ -46,7 +46,7 @@ VARIANTS = ("tiny", "demo", "small", "small_sp", "medium", "cpu", "paper", "pape
 
 def get_config(variant: str = "tiny"):
     c = base_config()
-    c.embedding = {"kind": "trainable", "tied": True, "readout_chunk": 0}
+    c.embedding = {"kind": "trainable", "tied": True, "readout_chunk": 0, "readout_ids": "all"}
     if variant == "tiny":
         apply_tiny_shape(c)
     elif variant == "demo":

@@ -67,6 +67,14 @@ CASES = [
                        "--config.embedding.projection=umap"],
          r"config.embedding.projection 'umap' is unknown; choose one of "
          r"\('pca', 'random_orthogonal', 'pca_used', 'pca_used_whitened'\)"),
+    Case("config-unknown-readout-ids",
+         lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.embedding.readout_ids=used"],
+         r"config.embedding.readout_ids must be one of \('all', 'train_split'\), got 'used'"),
+    Case("config-readout-ids-family",
+         lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.embedding.kind=regularized",
+                              "--config.embedding.readout_ids=train_split"],
+         r"config.embedding.readout_ids='train_split' does not apply to kind 'regularized': it permutes tokens "
+         r"over the whole vocabulary"),
     Case("config-mesh-vs-devices", lambda t, r: TINY + ["--workdir", str(t / "run"), "--config.mesh.shape.data=3"],
          r"config.mesh.shape .* uses 3 devices, but 1 are available"),
     Case("resume-different-tokenizer",

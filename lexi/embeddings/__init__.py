@@ -4,27 +4,34 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
+from lexi.embeddings import readout
 from lexi.embeddings.base import Embedding
 from lexi.embeddings.frozen import FrozenEmbedding
 from lexi.embeddings.lexinvariant import LexinvariantEmbedding
 from lexi.embeddings.predicted import PredictedEmbedding
+from lexi.embeddings.readout import UsedIds
 from lexi.embeddings.regularized import RegularizedEmbedding
 from lexi.embeddings.trainable import TrainableEmbedding
 from lexi.errors import UserError
 
 Builder = Callable[..., Embedding]
 _REGISTRY: dict[str, Builder] = {}
+_CLASSES: dict[str, type] = {}
 
 
-def register(kind: str, builder: Builder) -> None:
-    """builder(emb_cfg: dict, vocab_size, d_model, special_ids) -> Embedding module."""
+def register(kind: str, builder: Builder, cls: type | None = None) -> None:
+    """builder(emb_cfg: dict, vocab_size, d_model, special_ids, used_ids) -> Embedding module;
+    `cls` (the module class) says whether the family takes a restricted readout."""
     _REGISTRY[kind] = builder
+    if cls is not None:
+        _CLASSES[kind] = cls
 
 
 def _fields(cls, cfg: dict) -> dict:
-    allowed = set(cls.__dataclass_fields__) - {"vocab_size", "d_model", "parent", "name"}
+    allowed = {f.name for f in dataclasses.fields(cls)} - {"vocab_size", "d_model", "parent", "name", "used_ids"}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise UserError(f"config.embedding: unknown field(s) {unknown} for kind {cfg.get('kind')!r}; "
@@ -32,25 +39,53 @@ def _fields(cls, cfg: dict) -> dict:
     return cfg
 
 
+def restricts_readout(emb_cfg: dict) -> bool:
+    """Whether `config.embedding` asks for a readout over the training split's ids only
+    (lexi/embeddings/readout.py); a bad value, or a family that cannot take it, stops here."""
+    option = emb_cfg.get("readout_ids", "all")
+    if option not in readout.OPTIONS:
+        raise UserError(f"config.embedding.readout_ids must be one of {readout.OPTIONS}, got {option!r}")
+    kind = emb_cfg.get("kind", "trainable")
+    refusal = getattr(_CLASSES.get(kind), "restricted_readout_refusal", "it is not one of lexi's own families")
+    if option != "all" and refusal:
+        raise UserError(f"config.embedding.readout_ids={option!r} does not apply to kind {kind!r}: {refusal}; "
+                        "use readout_ids='all'")
+    return option != "all"
+
+
 def _simple(cls):
-    def build(cfg: dict, vocab_size: int, d_model: int, special_ids: tuple = ()) -> Embedding:
-        cfg = {k: v for k, v in cfg.items() if k != "kind"}
+    def build(cfg: dict, vocab_size: int, d_model: int, special_ids: tuple = (),
+              used_ids: UsedIds | None = None) -> Embedding:
+        cfg = {k: v for k, v in cfg.items() if k not in ("kind", "readout_ids")}
         if "special_ids" in cls.__dataclass_fields__:
             cfg["special_ids"] = tuple(int(i) for i in special_ids)
-        return cls(vocab_size=vocab_size, d_model=d_model, **_fields(cls, cfg))
+        restricted = {"used_ids": used_ids} if used_ids is not None else {}
+        return cls(vocab_size=vocab_size, d_model=d_model, **_fields(cls, cfg), **restricted)
     return build
 
 
-register("trainable", _simple(TrainableEmbedding))
-register("lexinvariant", _simple(LexinvariantEmbedding))
-register("regularized", _simple(RegularizedEmbedding))
-register("frozen", _simple(FrozenEmbedding))
-register("predicted", _simple(PredictedEmbedding))
+register("trainable", _simple(TrainableEmbedding), TrainableEmbedding)
+register("lexinvariant", _simple(LexinvariantEmbedding), LexinvariantEmbedding)
+register("regularized", _simple(RegularizedEmbedding), RegularizedEmbedding)
+register("frozen", _simple(FrozenEmbedding), FrozenEmbedding)
+register("predicted", _simple(PredictedEmbedding), PredictedEmbedding)
 
 
-def build(emb_cfg: dict, vocab_size: int, d_model: int, special_ids: tuple = ()) -> Embedding:
-    """`special_ids`: the tokenizer's pad/bos/eos ids, for families that must not touch them."""
+def build(emb_cfg: dict, vocab_size: int, d_model: int, special_ids: tuple = (),
+          used_ids: UsedIds | None = None) -> Embedding:
+    """`special_ids`: the tokenizer's pad/bos/eos ids, for families that must not touch them.
+    `used_ids`: the training split's ids, which config.embedding.readout_ids='train_split' needs
+    (lexi.train.setup_run.load_used_ids counts and saves them with the run)."""
     kind = emb_cfg.get("kind", "trainable")
     if kind not in _REGISTRY:
         raise UserError(f"config.embedding.kind {kind!r} is unknown; choose one of {sorted(_REGISTRY)}")
-    return _REGISTRY[kind](dict(emb_cfg), vocab_size, d_model, special_ids)
+    if not restricts_readout(emb_cfg):
+        used_ids = None
+    elif used_ids is None:
+        raise UserError("config.embedding.readout_ids='train_split' reads out the ids the training split uses, "
+                        "which a run directory counts (lexi train, eval, sample); this command has no training "
+                        "split: set readout_ids='all' (for lexi compile: the full readout, an upper bound)")
+    elif used_ids.vocab_size != vocab_size:
+        raise UserError(f"the saved readout id set is for {used_ids.vocab_size} ids but the tokenizer has "
+                        f"{vocab_size}; delete {readout.FILE} from the run directory to count again")
+    return _REGISTRY[kind](dict(emb_cfg), vocab_size, d_model, special_ids, used_ids)

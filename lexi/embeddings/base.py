@@ -16,7 +16,7 @@ hypernetwork) and passed through the model untouched.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -28,6 +28,15 @@ Array = jax.Array
 class Embedding(nn.Module):
     vocab_size: int
     d_model: int
+
+    # Why config.embedding.readout_ids = "train_split" does not apply to this family ("" where it
+    # does; lexi/embeddings/readout.py). Stops a run before anything is built.
+    restricted_readout_refusal: ClassVar[str] = "its readout is not a table of trainable rows"
+
+    @property
+    def readout_rows(self) -> int:
+        """Rows the readout multiplies h with per token (for FLOP counts): V unless restricted."""
+        return self.vocab_size
 
     def embed(self, tokens_BxL: Array, ctx: Any) -> Array:
         """Input vectors x_BxLxD for token ids."""

@@ -27,6 +27,9 @@ chooses how W dims become d_model, none of it trained:
 If d_model > W the columns are repeated (tiled) and cut at d_model. Rows are then scaled to
 RMS 1, the scale of the trainable table's N(0, 1) rows, so the backbone sees inputs of the
 same size whichever family it gets.
+
+The readout is the trainable family's untied head, restricted to the training split's ids
+with readout_ids = "train_split" exactly as there (lexi/embeddings/readout.py).
 """
 from __future__ import annotations
 
@@ -65,8 +68,7 @@ class FrozenEmbedding(TrainableEmbedding):
         shape = (self.vocab_size, self.d_model)
         zeros = nn.with_logical_partitioning(lambda: jnp.zeros(shape, jnp.float32), ("vocab", "embed"))
         self.table = self.variable("constants", "table", zeros).value  # real values: host_constants()
-        init = nn.with_logical_partitioning(nn.initializers.normal(1.0), ("vocab", "embed"))
-        self.head = self.param("head", init, shape, jnp.float32)
+        self._readout_params()
 
     def embed(self, tokens_BxL: Array, ctx: Any) -> Array:
         return jnp.take(jax.lax.stop_gradient(self.table), tokens_BxL, axis=0)

@@ -43,6 +43,9 @@ def _scale_init(kind: str, value: float):
 
 
 class LexinvariantEmbedding(Embedding):
+    restricted_readout_refusal = ("its readout is each sequence's random input matrix, not trainable rows, and "
+                                  "scoring only the corpus's ids would tell the model which ids exist")
+
     generator: str = "hash"  # "hash" | "threefry", see lexi/ops/gaussian.py
     readout_chunk: int = 0  # 0: materialise B x V x d (fine for characters); > 0: online chunks
     learn_temperature: bool = True

@@ -31,11 +31,17 @@ def tables(rows_in: Array, rows_out: Array, mask_V: Array) -> dict:
 
 def from_base(base_embedding: dict) -> dict:
     """This family's config for a base run's trainable-embedding config (missing fields: defaults)."""
+    if base_embedding.get("readout_ids", "all") != "all":
+        raise UserError("the base model reads out only the ids its training split uses "
+                        f"(readout_ids={base_embedding['readout_ids']!r}); ZeTT predicts readout rows for a whole "
+                        "vocabulary: transfer a base trained with readout_ids='all'")
     return {"kind": "predicted", "logit_scale": float(base_embedding.get("logit_scale", 0.0) or 0.0),
             "readout_chunk": int(base_embedding.get("readout_chunk", 0) or 0)}
 
 
 class PredictedEmbedding(Embedding):
+    restricted_readout_refusal = "its readout rows are handed in for a whole (new) vocabulary"
+
     logit_scale: float = 0.0  # the base's; 0 = 1/sqrt(d_model)
     readout_chunk: int = 0  # the base's; > 0: never hold B x L x V logits
 

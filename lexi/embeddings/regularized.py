@@ -26,6 +26,9 @@ MODES = ("permute", "gaussian_mix")
 
 
 class RegularizedEmbedding(TrainableEmbedding):
+    restricted_readout_refusal = ("it permutes tokens over the whole vocabulary, so its targets leave the "
+                                  "training split's ids by design")
+
     p: float = 0.2
     mode: str = "permute"
     special_ids: tuple = ()

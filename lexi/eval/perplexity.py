@@ -2,7 +2,8 @@
 
 The paper averages per-token loss over 100 sequences at each position and smooths the curve
 with a moving average of window 100; windows here start at a document boundary where the
-corpus allows, so position 0 really has no context.
+corpus allows, so position 0 really has no context. "readout" records whether the readout
+scored every id or only the training split's (and how many), lexi/embeddings/readout.py.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import math
 
 import numpy as np
 
+from lexi.embeddings import readout
 from lexi.eval import scoring
 from lexi.eval.smoothing import moving_average
 
@@ -30,7 +32,7 @@ def evaluate(model, variables, tokenizer, windows: dict, *, seed: int = 0, smoot
     per_pos = (nll * mask).sum(0) / np.maximum(mask.sum(0), 1)
     total_nats = float((nll * mask).sum())
     nbytes = target_bytes(tokenizer, windows["targets"], windows["loss_mask"])
-    return {
+    out = {
         "loss_by_position": moving_average(per_pos, min(smooth, len(per_pos))).tolist(),
         "loss_by_position_raw": per_pos.tolist(),
         "mean_loss": total_nats / max(mask.sum(), 1.0),
@@ -38,3 +40,7 @@ def evaluate(model, variables, tokenizer, windows: dict, *, seed: int = 0, smoot
         "num_sequences": int(len(nll)),
         "smoothing_window": int(min(smooth, len(per_pos))),
     }
+    emb = getattr(model, "embedding", None)  # None: a stand-in model that only scoring sees
+    if emb is not None:
+        out["readout"] = readout.describe(getattr(emb, "used_ids", None), emb.vocab_size)
+    return out

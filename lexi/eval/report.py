@@ -156,6 +156,10 @@ def summary_rows(res: dict) -> dict[str, float]:
         row["loss, last 1/8 of context"] = float(curve[-k:].mean())
         row["mean loss"] = p["mean_loss"]
         row["bits per byte"] = p["bits_per_byte"]
+        if p.get("readout", {}).get("ids") == "train_split":  # lexi/embeddings/readout.py: scored how
+            ro = p["readout"]
+            other = " + other" if ro["other_logit"] else ""
+            row["readout: ids scored"] = f"{ro['scored_ids']} of {ro['vocab_size']}{other}"
     c = res.get("cipher")
     if c:
         row["plain loss"] = c["plain_loss"]

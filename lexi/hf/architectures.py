@@ -225,6 +225,9 @@ def export_family(model: dict, emb: dict) -> str:
     if emb.get("kind", "trainable") != "trainable":
         raise UserError(f"embedding kind {emb.get('kind')!r} has no Hugging Face equivalent (its rows are not a "
                         "fixed table); only trainable-embedding models export")
+    if emb.get("readout_ids", "all") != "all":
+        raise UserError(f"this model reads out only the ids its training split uses (readout_ids="
+                        f"{emb['readout_ids']!r}); a Hugging Face lm_head scores the whole vocabulary")
     llama = dict(activation="swiglu", norm="rmsnorm", position="rope")
     gpt2 = dict(activation="gelu", norm="layernorm", position="learned", use_bias=True, qkv_bias=False)
     for name, need in (("llama", llama), ("gpt2", gpt2)):

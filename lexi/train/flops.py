@@ -3,9 +3,10 @@
 MFU = (tokens per second x training FLOPs per token) / peak FLOP/s of the devices used.
 Training FLOPs per token = 3 x forward (the backward pass costs two forwards). The
 forward counts every matmul (2 FLOPs per multiply-add): attention projections, MLP,
-the readout over the full vocabulary, and attention scores and values with the causal
-mask halving them (as MaxText counts). Embedding lookups, norms, softmax, random number
-generation and rematerialisation are not counted: MFU measures useful model work only.
+the readout (over the full vocabulary, or the rows a restricted readout keeps, its
+`readout_rows`), and attention scores and values with the causal mask halving them (as
+MaxText counts). Embedding lookups, norms, softmax, random number generation and
+rematerialisation are not counted: MFU measures useful model work only.
 """
 from __future__ import annotations
 

@@ -52,6 +52,28 @@ def load_tokenizer(cfg, workdir: Path):
     return tok
 
 
+def load_used_ids(cfg, workdir: Path, tokenizer):
+    """The ids a restricted readout scores (config.embedding.readout_ids = "train_split"), or None:
+    the set saved in the run directory, else the training split's ids, counted and saved, so a
+    resumed run, `lexi eval` and `lexi sample` score exactly the set the run started with."""
+    from lexi import embeddings
+    from lexi.embeddings.readout import FILE, UsedIds
+
+    if not embeddings.restricts_readout(dict(cfg.embedding)):
+        return None
+    path = workdir / FILE
+    saved = path.exists()
+    if jax.process_count() > 1:  # process 0's view, so that every process takes the same branch
+        from jax.experimental import multihost_utils
+
+        saved = bool(multihost_utils.broadcast_one_to_all(np.int32(saved)))
+    used = UsedIds.load(path) if saved else UsedIds.from_counts(token_counts(cfg, tokenizer))
+    check_same_on_all_processes(used.fingerprint, "readout id set")
+    if not saved and jax.process_index() == 0:  # after every process has its copy
+        used.save(path)
+    return used
+
+
 def tokenizer_from_config(cfg):
     """The tokenizer `config.data.tokenizer` asks for, trained on the train split of
     `config.data`'s corpus when it must be (and cached, so the corpus is read once)."""
@@ -121,11 +143,12 @@ class Run:
         return sharding.rules_from_config(self.cfg.mesh)
 
 
-def assemble(cfg, vocab_size: int, special_ids: tuple = (), mesh=None) -> Run:
-    """Model, optimizer and the sharding of every state array, without touching data."""
+def assemble(cfg, vocab_size: int, special_ids: tuple = (), mesh=None, used_ids=None) -> Run:
+    """Model, optimizer and the sharding of every state array, without touching data (a
+    restricted readout's `used_ids` come from `load_used_ids`)."""
     mesh = mesh if mesh is not None else sharding.make_mesh(dict(cfg.mesh.shape))
     rules = sharding.rules_from_config(cfg.mesh)
-    model = build_model(cfg, vocab_size, tuple(special_ids))
+    model = build_model(cfg, vocab_size, tuple(special_ids), used_ids)
     tx = opt_lib.make_optimizer(cfg.train)
     schedule = opt_lib.make_schedule(cfg.train)
     boxed_vars = jax.eval_shape(lambda k: init_variables(model, k, cfg), jax.random.key(0))
@@ -164,7 +187,8 @@ def _slot_sharding(slot, param_sharding, mesh):
 
 def build_run(cfg, workdir: Path) -> Run:
     tokenizer = load_tokenizer(cfg, workdir)
-    run = assemble(cfg, tokenizer.vocab_size, tuple(tokenizer.special_ids))
+    used_ids = load_used_ids(cfg, workdir, tokenizer)
+    run = assemble(cfg, tokenizer.vocab_size, tuple(tokenizer.special_ids), used_ids=used_ids)
     run.tokenizer, run.workdir = tokenizer, workdir
     return run
 
@@ -219,14 +243,18 @@ def init_params(model: LanguageModel, key, cfg):
 def train_token_counts(run: Run) -> np.ndarray:
     """int64[V]: how often each id occurs in the training split's token stream (the cached
     stream the run trains on, so every process counts the same)."""
+    return token_counts(run.cfg, run.tokenizer)
+
+
+def token_counts(cfg, tokenizer) -> np.ndarray:
+    """`train_token_counts` before there is a Run."""
     from lexi.data.corpora import get_corpus
     from lexi.data.pipeline import build_token_stream
 
-    stream = build_token_stream(get_corpus(run.cfg.data), "train", run.tokenizer, cache_dir(run.cfg),
-                                seq_len=run.cfg.data.seq_len)
-    counts = np.zeros(run.tokenizer.vocab_size, np.int64)
+    stream = build_token_stream(get_corpus(cfg.data), "train", tokenizer, cache_dir(cfg), seq_len=cfg.data.seq_len)
+    counts = np.zeros(tokenizer.vocab_size, np.int64)
     for start in range(0, len(stream), 1 << 24):  # bounded memory on a memory-mapped stream
-        counts += np.bincount(np.asarray(stream[start:start + (1 << 24)]), minlength=run.tokenizer.vocab_size)
+        counts += np.bincount(np.asarray(stream[start:start + (1 << 24)]), minlength=tokenizer.vocab_size)
     return counts
 
 
