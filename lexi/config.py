@@ -28,10 +28,16 @@ def base_config() -> ml_collections.ConfigDict:
         "kind": "trainable",  # trainable | lexinvariant | regularized | frozen (lexi/embeddings/<kind>.py)
         "tied": True,  # trainable: the readout reuses the input table
         "readout_chunk": 0,  # >0: readout over vocabulary chunks of this size, never B x L x V logits
+        # all | train_split: rows only for the ids the training split uses (counted at the run's start, saved as
+        # readout_ids.json) plus one "other" logit whose probability the unused ids share evenly, so the model
+        # still defines a distribution over every id (trainable, frozen; lexi/embeddings/readout.py)
+        "readout_ids": "all",
     })
     c.data = ml_collections.ConfigDict({
         "corpus": "kjv",  # kjv | python_code | text_files | tfds:<name> | mixture (of `mixture`)
         "mixture": "",  # corpus=mixture: corpus:weight items by share of characters, e.g. "kjv:0.8,python_code:0.2"
+        "repeat_share": 0.0,  # share of training windows with a span of their text copied on (lexi/data/repeats.py)
+        "repeat_length": 64,  # longest such span; spans are [repeat_length / 4, repeat_length] tokens
         "files": "",  # text_files: glob(s) of .txt / .jsonl, comma separated
         "text_field": "text",  # .jsonl and TFDS feature holding the text
         "val_fraction": 0.04,  # share of documents held out, by a hash of their key (KJV: 49 chapters)
@@ -202,6 +208,13 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     need(cfg.data.seq_len > 1, f"config.data.seq_len must be at least 2, got {cfg.data.seq_len}")
     need(t.log_every > 0 and t.checkpoint_every > 0, "config.train.log_every and checkpoint_every must be positive")
     BackboneConfig.from_dict(dict(cfg.model))
+    if cfg.get("task", "lm") == "lm":
+        from lexi import embeddings
+
+        embeddings.restricts_readout(dict(cfg.embedding))  # a bad value or a family that cannot take it
+    from lexi.data import repeats
+
+    repeats.check(cfg.data.get("repeat_share", 0.0), cfg.data.get("repeat_length", 64), cfg.data.seq_len)
     if cfg.data.get("mixture") or cfg.data.corpus == "mixture":
         from lexi.data.corpora import get_corpus
 

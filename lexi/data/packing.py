@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from lexi.data import repeats
 from lexi.errors import UserError
 
 BATCH_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")
@@ -59,7 +60,7 @@ class Batches:
 
     def __init__(self, tokens: np.ndarray, seq_len: int, global_batch_size: int, seed: int, shuffle: bool = True,
                  process_index: int = 0, process_count: int = 1, bos_id: Optional[int] = None,
-                 pad_id: Optional[int] = None):
+                 pad_id: Optional[int] = None, repeat_share: float = 0.0, repeat_length: int = 64):
         if seq_len < 1 or global_batch_size < 1:
             raise UserError(f"seq_len ({seq_len}) and batch size ({global_batch_size}) must be positive")
         check_length(len(tokens), seq_len)
@@ -70,6 +71,8 @@ class Batches:
             raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
         self.tokens, self.seq_len, self.global_batch_size = tokens, seq_len, global_batch_size
         self.seed, self.shuffle, self.bos_id, self.pad_id = seed, shuffle, bos_id, pad_id
+        repeats.check(repeat_share, repeat_length, seq_len)
+        self.repeat_share, self.repeat_length = repeat_share, repeat_length
         self.num_windows = (len(tokens) - 1) // seq_len
         self.local_batch_size = global_batch_size // process_count
         self._row0 = process_index * self.local_batch_size
@@ -109,6 +112,10 @@ class Batches:
 
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         windows = gather_windows(self.tokens, self.window_ids(step) * self.seq_len, self.seq_len)
+        if self.repeat_share:
+            rows = step * self.global_batch_size + self._row0 + np.arange(self.local_batch_size, dtype=np.int64)
+            windows = repeats.repeat_spans(windows, rows, share=self.repeat_share, max_length=self.repeat_length,
+                                           seed=self.seed, bos_id=self.bos_id)
         return pack(windows, self.bos_id, self.pad_id)
 
 

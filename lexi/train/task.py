@@ -67,7 +67,8 @@ class LanguageModelTask(Task):
         val_tokens = build_token_stream(corpus, "validation", tok, cache_dir(cfg), seq_len=seq_len)
         batches = Batches(train_tokens, seq_len, t.batch_size, cfg.seed, shuffle=True,
                           process_index=jax.process_index(), process_count=jax.process_count(),
-                          bos_id=tok.bos_id, pad_id=tok.pad_id)
+                          bos_id=tok.bos_id, pad_id=tok.pad_id, repeat_share=cfg.data.get("repeat_share", 0.0),
+                          repeat_length=cfg.data.get("repeat_length", 64))
         b, n = t.batch_size, t.eval_batches
         win = eval_windows(val_tokens, seq_len, b * n, tok.bos_id, pad_id=tok.pad_id)
         per = b // jax.process_count()
@@ -96,7 +97,8 @@ class LanguageModelTask(Task):
         return step, evaluate
 
     def flops_per_token(self, run: Run) -> float:
-        return flops_lib.train_flops_per_token(run.model.backbone, run.tokenizer.vocab_size, run.cfg.data.seq_len)
+        return flops_lib.train_flops_per_token(run.model.backbone, run.model.embedding.readout_rows,
+                                               run.cfg.data.seq_len)
 
 
 def task_for(cfg) -> Task:
