@@ -45,7 +45,8 @@ def _cmd_eval(args, overrides) -> int:
     if overrides:
         raise_unexpected(overrides)
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
-    res = run_suite(Path(args.workdir), suites, text_file=args.text_file, examples=args.examples, seed=args.seed,
+    res = run_suite(Path(args.workdir), suites, text_file=args.text_file, corpus=args.corpus, examples=args.examples,
+                    seed=args.seed,
                     num_sequences=args.sequences, probe_steps=args.probe_steps, probe_pool=args.probe_pool,
                     mc_file=args.mc_file, reasoning_offset=args.reasoning_offset,
                     lookup_pairs=_int_list(args.lookup_pairs, "--lookup-pairs"), induction_length=args.induction_length,
@@ -82,7 +83,8 @@ def _cmd_demo(args, overrides) -> int:
 
     if overrides:
         raise_unexpected(overrides)
-    out = run_demo(Path(args.workdir), steps=args.steps, probe_steps=args.probe_steps, examples=args.examples)
+    out = run_demo(Path(args.workdir), steps=args.steps, probe_steps=args.probe_steps, examples=args.examples,
+                   smoke=args.smoke)
     _print_report(out["table"], out["paths"])
     print("Longer runs and their measured results: README.md, section 'Results'.")
     return 0
@@ -240,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mc-file", default=None,
                    help='multiple-choice questions, JSONL: {"question": ..., "choices": [...], "answer": 0 or "A"}')
     e.add_argument("--text-file", default=None, help="evaluate on this text instead of the validation split")
+    e.add_argument("--corpus", default=None, help="evaluate on this corpus' validation split instead of the run's "
+                                                 "(e.g. kjv for a run trained on a mixture)")
     e.add_argument("--examples", type=int, default=1000, help="examples per reasoning task and sampler")
     e.add_argument("--sequences", type=int, default=100, help="validation sequences for perplexity and cipher")
     e.add_argument("--probe-steps", type=int, default=1000, help="deciphering probe training steps (paper: 10k)")
@@ -265,8 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train + evaluate a lexinvariant and a standard model, print the comparison")
     d.add_argument("--workdir", default="runs/demo")
     d.add_argument("--steps", type=int, default=0, help="training steps per model (0 = the demo config's)")
-    d.add_argument("--probe-steps", type=int, default=300)
-    d.add_argument("--examples", type=int, default=200)
+    d.add_argument("--probe-steps", type=int, default=None, help="cipher probe training steps (default 300; 5 "
+                                                                 "with --smoke)")
+    d.add_argument("--examples", type=int, default=None, help="examples per reasoning task and sampler (default "
+                                                              "200; 8 with --smoke)")
+    d.add_argument("--smoke", action="store_true",
+                   help="reduced size, to check that the demo works end to end (tests/test_demo.py): the same "
+                        "training, evaluation and table with 30 steps of batch 4 per model, 5 probe steps, 8 "
+                        "examples and 8 validation sequences; its figures are not results")
     d.set_defaults(fn=_cmd_demo)
 
     g = sub.add_parser("glyphs", help="render a tokenizer's frozen glyph embedding table (Bochkov 2025) to .npz",

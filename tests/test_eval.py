@@ -100,7 +100,11 @@ def test_compare_and_text_file(runs, tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("In the beginning was the word. " * 20)
     res = run_suite(runs["trainable"], ["perplexity"], text_file=text, num_sequences=4)
-    assert res["perplexity"]["num_sequences"] == 4
+    assert res["perplexity"]["num_sequences"] == 4 and res["evaluated_on"] == str(text)
+    own = run_suite(runs["trainable"], ["perplexity"], num_sequences=4, corpus="kjv")  # the run's own corpus
+    code = run_suite(runs["trainable"], ["perplexity"], num_sequences=4, corpus="python_code")
+    assert own["evaluated_on"] == "kjv (validation split)" and code["evaluated_on"] == "python_code (validation split)"
+    assert code["perplexity"]["mean_loss"] > own["perplexity"]["mean_loss"] + 0.1  # a KJV model reads code worse
     run_suite(runs["lexinvariant"], ["perplexity"], num_sequences=4)  # no reliance on other tests' order
     out = compare([runs["lexinvariant"], runs["trainable"]], tmp_path / "cmp")
     assert "lexinvariant" in out["table"] and "trainable" in out["table"]
@@ -116,6 +120,8 @@ def test_user_errors(runs, tmp_path):
         run_suite(tmp_path, ["perplexity"])
     with pytest.raises(UserError, match="unknown suite"):
         run_suite(runs["trainable"], ["nope"])
+    with pytest.raises(UserError, match="give --corpus or --text-file, not both"):
+        run_suite(runs["trainable"], ["perplexity"], text_file=empty, corpus="kjv")
 
 
 def test_alphabet_detection():

@@ -1,18 +1,24 @@
 """Reasoning scores beside exact match: rule-based predictors with known answers (oracle,
 constant, uniform, the in-context copier and unigram counter) go through the very scoring the
 model's outputs go through; prompt placement after real text; the induction score's
-bookkeeping; clear errors when a prompt does not fit. No model here: tests/test_eval.py runs
-the same code on trained tiny models."""
+bookkeeping; clear errors when a prompt does not fit. The one model here is the copy rule as
+a LanguageModel (`CopyLM`), run through `reasoning.evaluate` as `lexi eval` runs a checkpoint;
+tests/test_eval.py runs the same code on trained tiny models."""
 import math
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from helpers import CharTok
 
+from lexi.embeddings.trainable import TrainableEmbedding
 from lexi.errors import UserError
 from lexi.eval import calibration, induction, reasoning
 from lexi.eval import tasks as T
+from lexi.model.lm import LanguageModel
 
 CHAR = CharTok()
 SEP = T.Format.from_tokenizer(CHAR).sep
@@ -158,6 +164,104 @@ def test_induction_windows_and_copy_losses_with_rule_based_predictors():
     assert copy["second_copy_loss"] < 0.3 < 4.0 < copy["first_copy_loss"]
     assert copy["induction_gain"] > 3.5
     assert count["second_copy_loss"] > 2.5 and count["induction_gain"] < 1.5
+
+
+def copy_next(seq_BxS):
+    """The in-context copy rule for every position t: find the longest earlier stretch that
+    equals the sequence's suffix ending at t (the latest of equals), predict what followed it;
+    -1 where nothing matches. Ids < 0 are empty slots that match nothing."""
+    b, s = seq_BxS.shape
+    valid = seq_BxS >= 0
+    eq_BxSxS = (seq_BxS[:, :, None] == seq_BxS[:, None, :]) & valid[:, :, None] & valid[:, None, :]
+
+    def row(prev_BxS, eq_BxS):  # common suffix length ending at (t, j) = eq * (1 + that at (t-1, j-1))
+        cur = eq_BxS * (1 + jnp.pad(prev_BxS, ((0, 0), (1, 0)))[:, :-1])
+        return cur, cur
+
+    _, run_SxBxS = jax.lax.scan(row, jnp.zeros((b, s), jnp.int32), eq_BxSxS.transpose(1, 0, 2).astype(jnp.int32))
+    run_BxSxS = jnp.where(jnp.tri(s, k=-1, dtype=bool), run_SxBxS.transpose(1, 0, 2), 0)  # earlier j < t only
+    best_BxS = jnp.argmax(run_BxSxS * s + jnp.arange(s), axis=-1)
+    found = jnp.take_along_axis(run_BxSxS, best_BxS[..., None], axis=-1)[..., 0] > 0
+    return jnp.where(found, jnp.take_along_axis(seq_BxS, jnp.minimum(best_BxS + 1, s - 1), axis=1), -1)
+
+
+class CopyLM(LanguageModel):
+    """A LanguageModel whose backbone is `copy_next`: its hidden state is the one-hot of the
+    copied id (d_model = vocabulary), read out by a real tied embedding, so the table's
+    diagonal is the logit margin (copy_lm). Decoding keeps the ids seen so far in the "cache"
+    collection, as the real backbone keeps keys and values."""
+
+    def setup(self):
+        pass  # no transformer: `hidden` is the whole model
+
+    @nn.compact
+    def hidden(self, inputs_BxL, ctx, segment_ids_BxL=None, positions_BxL=None, *, deterministic=True,
+               decode=False, cache_len=0):
+        b, length = inputs_BxL.shape
+        first, seq_BxS = 0, inputs_BxL
+        if decode:
+            seen = self.variable("cache", "ids", lambda: jnp.full((b, cache_len), -1, jnp.int32))
+            end = self.variable("cache", "end", lambda: jnp.zeros((), jnp.int32))
+            first = end.value
+            seq_BxS = seen.value = jax.lax.dynamic_update_slice(seen.value, inputs_BxL, (0, first))
+            end.value = first + length
+        nxt_BxL = jax.lax.dynamic_slice_in_dim(copy_next(seq_BxS), first, length, axis=1)
+        return jax.nn.one_hot(nxt_BxL, self.embedding.d_model)  # -1 (no match): all zeros, uniform logits
+
+
+def copy_lm(margin: float):
+    """(model, variables) as `lexi eval` passes them to reasoning.evaluate: logits `margin` on the
+    copied id, 0 elsewhere; margin 0 gives uniform logits (one model: compiled once for both)."""
+    v = CHAR.vocab_size
+    emb = TrainableEmbedding(vocab_size=v, d_model=v, tied=True, logit_scale=1.0)
+    return CopyLM(None, emb), {"params": {"embedding": {"table": margin * jnp.eye(v, dtype=jnp.float32)}}}
+
+
+def test_copy_next_follows_the_longest_latest_match():
+    seq = jnp.asarray([[4, 2, 3, 9, 1, 2, 3, 8, 1, 2, 3, -1], [5, 6, 5, 6, 5, 7, 5, -1, -1, -1, -1, -1]])
+    assert copy_next(seq).tolist() == [[-1, -1, -1, -1, -1, 3, 9, -1, 2, 3, 8, -1],
+                                       [-1, -1, 6, 5, 6, -1, 7, -1, -1, -1, -1, -1]]  # 5: last seen before 7
+
+
+@pytest.fixture(scope="module")
+def reasoning_results(kjv_docs):
+    """reasoning.evaluate, as `lexi eval --suite reasoning` calls it, for the copy rule and a
+    model with uniform logits: LookUp with 4 and 16 pairs, both samplers, 48 examples each."""
+    kw = dict(examples=48, seed=0, task_names=("lookup",), batch_size=48, lookup_pairs=(4, 16),
+              induction_length=16, seq_len=128)
+    train = kjv_stream(kjv_docs)
+    return {name: reasoning.evaluate(*copy_lm(c), CHAR, train, **kw) for name, c in (("copy", 50.0), ("uniform", 0.0))}
+
+
+def test_copy_model_solves_lookup_through_the_eval_path(reasoning_results):
+    res = reasoning_results["copy"]
+    assert set(res["detail"]) == {"lookup", "lookup_16"} and res["examples"] == 48
+    for key in ("lookup", "lookup_16"):
+        for sampler in reasoning.SAMPLERS:
+            d = res["detail"][key][sampler]
+            assert res[key][sampler] == d["exact_match"] == 1.0, (key, sampler, d)
+            assert d["top1_among_candidates"] == 1.0 and d["mean_rank"] == 1.0, (key, sampler, d)
+            assert d["answer_logprob"] > -1e-6  # all mass on every answer id, under teacher forcing too
+            assert res["calibration"][key][sampler]["copier_exact_match"] == 1.0  # the rule-based copier agrees
+    assert res["detail"]["lookup_16"]["uniform"]["top1_chance"] < 0.1
+    ind = res["induction"]
+    # the second copy's first id is a guess (the first copy's last id may have occurred before), the rest copied
+    assert ind["second_copy_loss"] < 0.25 * ind["first_copy_loss"] and ind["induction_gain"] > 5
+
+
+def test_uniform_logits_land_at_chance_through_the_eval_path(reasoning_results):
+    res = reasoning_results["uniform"]
+    for key, pairs in (("lookup", 4), ("lookup_16", 16)):
+        for sampler in reasoning.SAMPLERS:
+            d = res["detail"][key][sampler]
+            assert d["exact_match"] == 0.0, (key, sampler, d)  # greedy picks id 0 (pad), never an answer
+            assert d["top1_among_candidates"] == pytest.approx(d["top1_chance"], abs=1e-12)  # ties share first
+            assert d["mean_rank"] == pytest.approx(d["mean_rank_chance"], abs=1e-12)
+            assert 1 / pairs <= d["top1_chance"] < 1 / pairs + 0.15
+            assert d["answer_logprob"] == pytest.approx(-math.log(CHAR.vocab_size))  # one id per answer
+    ind = res["induction"]
+    assert ind["first_copy_loss"] == pytest.approx(math.log(CHAR.vocab_size), rel=1e-6)
+    assert ind["induction_gain"] == pytest.approx(0.0, abs=1e-5)
 
 
 def test_report_reads_results_from_before_the_details():

@@ -14,6 +14,7 @@ from lexi.train.loop import train
 from lexi.embeddings.predicted import PredictedEmbedding, from_base, tables
 from lexi.embeddings.trainable import TrainableEmbedding
 from lexi.zett.hypernet import Hypernet, HypernetConfig
+from xla_flags import xla_flags
 
 
 def _random_base(v=50, d=32, seed=0):
@@ -212,6 +213,32 @@ def zett_run(base_run, cache_dir):
     return work, last
 
 
+@pytest.fixture(scope="module")
+def zett_uninterrupted(base_run, cache_dir):
+    """The same tiny hypernetwork trained to step 20 in one call: the reference for resume."""
+    work = base_run.parent / "zett_uninterrupted"
+    train(_zett_tiny(base_run, cache_dir), work)
+    return work
+
+
+def test_zett_resume_equals_uninterrupted(zett_run, zett_uninterrupted):
+    """Stopped at 10 and resumed (the sampler cold-starts its window at step 10) gives the
+    uninterrupted run's logged figures and final hypernetwork bit for bit."""
+    from lexi.train.metrics_log import read_metrics
+    from lexi.zett.transfer import load_trained
+
+    timing = {"tokens_per_sec", "mfu"}  # wall-clock figures differ between any two runs
+    rows = lambda w: [{k: v for k, v in m.items() if k not in timing} for m in read_metrics(w)]
+    cut, full = rows(zett_run[0]), rows(zett_uninterrupted)
+    assert [m["step"] for m in full] == [5, 10, 15, 20] and any("val_loss" in m for m in full)
+    assert cut == full
+    a, b = load_trained(zett_run[0]), load_trained(zett_uninterrupted)
+    assert a.step == b.step == 20
+    leaves = lambda t: jax.tree_util.tree_leaves_with_path(jax.device_get(t.params))
+    for (path, x), (_, y) in zip(leaves(a), leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+
+
 def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, base_run, cache_dir, tmp_path):
     from lexi.train.metrics_log import read_metrics
 
@@ -315,7 +342,7 @@ def test_zett_on_a_four_device_mesh_matches_one_device(base_run, cache_dir, tmp_
     losses = {}
     for name, devices, mesh in (("one", 1, []), ("four", 4, ["--config.mesh.shape.data=2",
                                                             "--config.mesh.shape.tensor=2"])):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        env = dict(os.environ, XLA_FLAGS=xla_flags(devices),
                    JAX_PLATFORMS="cpu", LEXI_CACHE=str(cache_dir), LEXI_WORKER_CONFIG="configs/zett.py:tiny")
         p = subprocess.run([sys.executable, worker, str(tmp_path / name), "0", *args, *mesh], env=env,
                            capture_output=True, text=True, timeout=600)

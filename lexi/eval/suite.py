@@ -30,7 +30,9 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
               examples: int = 1000, seed: int = 0, num_sequences: int = 100, probe_steps: int = 1000,
               probe_pool: int = 512, out_dir: Optional[Path] = None, mc_file: Optional[Path] = None,
               reasoning_offset: int = 0, lookup_pairs: Sequence[int] = (4, 16), induction_length: int = 32,
-              task_params: Optional[dict] = None) -> dict:
+              task_params: Optional[dict] = None, corpus: Optional[str] = None) -> dict:
+    """`corpus` scores another corpus' validation split than the run's (e.g. `kjv` for a run trained on
+    a mixture); the cipher probes and the reasoning symbols still come from the run's own train split."""
     from lexi.data.corpora import get_corpus
     from lexi.data.pipeline import build_token_stream, eval_windows
     from lexi.eval import decipher, mc, perplexity, reasoning
@@ -46,10 +48,14 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
     loaded = load_for_inference(Path(workdir))
     cfg, tok, model, variables = loaded.run.cfg, loaded.tokenizer, loaded.model, loaded.variables
     seq_len = cfg.data.seq_len
-    corpus = get_corpus(cfg.data)
-    train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg))
+    if corpus and text_file:
+        raise UserError("give --corpus or --text-file, not both: each replaces the validation split")
+    train_tokens = build_token_stream(get_corpus(cfg.data), "train", tok, cache_dir(cfg))
+    val_data = cfg.data.copy_and_resolve_references()
+    if corpus:
+        val_data.corpus, val_data.mixture = corpus, ""
     val_tokens = _text_file_tokens(Path(text_file), tok) if text_file else \
-        build_token_stream(corpus, "validation", tok, cache_dir(cfg), seq_len=seq_len)
+        build_token_stream(get_corpus(val_data), "validation", tok, cache_dir(cfg), seq_len=seq_len)
     if len(val_tokens) < seq_len + 1:
         raise UserError(f"the evaluation text has {len(val_tokens)} tokens, fewer than one sequence of {seq_len + 1}")
     windows = {k: np.asarray(v) for k, v in
@@ -61,6 +67,7 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
         reasoning.check_settings(tok, seq_len=seq_len, task_params=task_params, lookup_pairs=lookup_pairs,
                                  offset=reasoning_offset, text_tokens=val_tokens, induction_length=induction_length)
     results: dict = {"workdir": str(workdir), "step": loaded.step, "seed": seed,
+                     "evaluated_on": str(text_file) if text_file else f"{val_data.corpus} (validation split)",
                      "embedding": dict(cfg.embedding), "tokenizer": tok.name, "seq_len": seq_len}
     timings = {}
     for name in suites:
