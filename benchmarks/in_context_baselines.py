@@ -91,8 +91,9 @@ def readout_cost(p_MxV: np.ndarray, present_MxV: np.ndarray, d: int, seed: int =
     return float(kl(h).mean())
 
 
-def eval_windows_for(tokenizer_kind: str, seq_len: int, sequences: int):
-    """(tokenizer, windows) exactly as `lexi eval` builds them for a KJV run with this tokenizer."""
+def eval_windows_for(tokenizer_kind, seq_len: int, sequences: int):
+    """(tokenizer, windows) exactly as `lexi eval` builds them for a KJV run with this tokenizer (a kind
+    learned from KJV's train split, or a tokenizer object, e.g. a run's own scored with `--corpus kjv`)."""
     import tempfile
 
     from lexi import tokenizers
@@ -104,7 +105,8 @@ def eval_windows_for(tokenizer_kind: str, seq_len: int, sequences: int):
     c = base_config()
     c.data.corpus = "kjv"
     corpus = get_corpus(c.data)
-    tok = tokenizers.from_config({"kind": tokenizer_kind}, lambda: corpus.documents("train"), tempfile.gettempdir())
+    tok = tokenizer_kind if not isinstance(tokenizer_kind, str) else \
+        tokenizers.from_config({"kind": tokenizer_kind}, lambda: corpus.documents("train"), tempfile.gettempdir())
     val = build_token_stream(corpus, "validation", tok, cache_dir(c), seq_len=seq_len)
     windows = eval_windows(val, seq_len, sequences, tok.bos_id, start_at_document=True, pad_id=tok.pad_id)
     return tok, {k: np.asarray(v) for k, v in windows.items()}

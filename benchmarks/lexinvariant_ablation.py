@@ -25,10 +25,20 @@ STEPS = 500  # 500 x 32 x 256 = 4.1M characters per row
 ROWS: dict[str, tuple[str | None, tuple[str, ...], str]] = {
     "paper": (None, (), "the paper's choices: scale starts at ones, one T5 bias table, 4 heads x 32"),
     "signs": ("paper", ("--config.embedding.init_scale=signs",), "initial scale: random +-1 signs"),
+    "constant_scale": ("paper", ("--config.embedding.init_scale=constant", "--config.embedding.init_scale_value=0.1"),
+                       "initial scale: a constant 0.1 (echo p = 0.013 instead of 0.62)"),
     "per_layer_bias": ("signs", ("--config.model.relpos_per_layer=true",), "a T5 bias table per layer"),
     "head_dim_64": ("per_layer_bias", ("--config.model.head_dim=64",), "4 heads x 64 (attention width 256)"),
     "compact_vocab": ("per_layer_bias", ("--config.data.tokenizer.kind=corpus_chars",),
                       "characters of the train split only (69 ids instead of 128)"),
+    "constant_lr": ("compact_vocab", ("--config.train.schedule=constant",),
+                    "constant learning rate after warmup (no cosine decay)"),
+    "mixture": ("compact_vocab", ("--config.data.corpus=mixture", "--config.data.mixture=kjv:0.8,python_code:0.2"),
+                "train on KJV 0.8 + Python code 0.2 by characters (scored on KJV, like every row)"),
+    "repeats": ("compact_vocab", ("--config.data.repeat_share=0.5", "--config.data.repeat_length=64"),
+                "half the training windows carry one span (16-64 chars) of their text copied further on"),
+    "long_context": ("compact_vocab", ("--config.data.seq_len=512", "--config.train.batch_size=16"),
+                     "context 512 at batch 16 (same characters per step)"),
 }
 
 
@@ -61,10 +71,13 @@ def _eighths(curve) -> tuple[float, float]:
 
 
 def table(root: Path, cipher_rows: list[str], probe_steps: int) -> None:
-    """Evaluate every trained row not evaluated yet (`lexi eval`, EVAL_FLAGS; the cipher suite
-    too for `cipher_rows`), then print the table with the in-context counters on the same windows."""
+    """Evaluate every trained row not evaluated yet on KJV's validation split (`lexi eval --corpus kjv`,
+    EVAL_FLAGS; the cipher suite too for `cipher_rows`), then print the table with the in-context
+    counters on the same windows, through each run's own tokenizer."""
     sys.path.insert(0, str(Path(__file__).parent))
     from in_context_baselines import eval_windows_for, summary
+
+    from lexi import tokenizers
 
     rows = [r for r in ROWS if _finished(root / r)]
     for r in rows:
@@ -72,7 +85,7 @@ def table(root: Path, cipher_rows: list[str], probe_steps: int) -> None:
         suites = "perplexity,reasoning" + (",cipher" if r in cipher_rows else "")
         if not res.is_file() or (r in cipher_rows and "cipher" not in json.loads(res.read_text())):
             subprocess.run(["lexi", "eval", "--workdir", str(root / r), "--suite", suites, *EVAL_FLAGS,
-                            "--probe-steps", str(probe_steps)], check=True)
+                            "--corpus", "kjv", "--probe-steps", str(probe_steps)], check=True)
     counters = {}
     print("| row | change | loss first 1/8 | last 1/8 | unigram / bigram counter, last 1/8 | "
           "induction: 2nd copy (1st) | LookUp-4 top-1 (chance) | LookUp-16 top-1 (chance) | key precision, "
@@ -80,11 +93,12 @@ def table(root: Path, cipher_rows: list[str], probe_steps: int) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         res = json.loads((root / r / "eval" / "results.json").read_text())
-        kind = json.loads((root / r / "config.json").read_text())["data"]["tokenizer"]["kind"]
-        if kind not in counters:
-            counters[kind] = summary(*eval_windows_for(kind, 256, 100), d=128)
+        tok = tokenizers.load(str(root / r))  # the run's own ids, so the counters see its vocabulary
+        seq_len = json.loads((root / r / "config.json").read_text())["data"]["seq_len"]
+        if (tok.fingerprint(), seq_len) not in counters:
+            counters[tok.fingerprint(), seq_len] = summary(*eval_windows_for(tok, seq_len, 100), d=128)
         first, last = _eighths(res["perplexity"]["loss_by_position_raw"])
-        c = counters[kind]
+        c = counters[tok.fingerprint(), seq_len]
         rs = res["reasoning"]
         ind = rs["induction"]
         top1 = lambda key: "{top1_among_candidates:.3f} ({top1_chance:.3f})".format(**rs["detail"][key]["uniform"])

@@ -36,9 +36,10 @@ measured on the project's 2-core x86-64 CPU, nothing else running):
   Levers, each a config field whose default is the paper's choice. Measured one at a time
   on the medium shape at 4.1M characters (`python benchmarks/lexinvariant_ablation.py`,
   benchmarks/RESULTS.md): --config.embedding.init_scale=signs, --config.model.relpos_per_layer=true,
-  --config.model.head_dim=64, --config.data.tokenizer.kind=corpus_chars. Not measured yet:
-  --config.embedding.init_scale=constant, --config.train.schedule=constant,
-  --config.data.corpus=mixture --config.data.mixture=kjv:0.8,python_code:0.2.
+  --config.model.head_dim=64, --config.data.tokenizer.kind=corpus_chars (the two that
+  helped), --config.train.schedule=constant, --config.data.corpus=mixture
+  --config.data.mixture=kjv:0.8,python_code:0.2, --config.data.repeat_share=0.5,
+  --config.data.seq_len=512, --config.embedding.init_scale=constant.
   paper_char  (alias paper) the paper's 150M model: 12 layers, 8 heads x 128, MLP 4096,
               T5 bias, Adafactor cosine 0.01 -> 0.001, 1000 warmup, sequence 512, batch 64,
               250k steps, bf16 compute; the paper used one TPU v3-8 for about 23 hours.
