@@ -21,14 +21,15 @@ whitened) on the ids the training split uses (lexi/embeddings/frozen.py; their g
 
   tiny    lexi train --config configs/glyph.py:tiny --workdir runs/glyph_tiny
           2 layers, width 64, KJV, context 128, batch 16, 300 steps, a readout of 67 rows.
-          Measured on a LOADED 2-core CPU (two other training runs pinned to both cores,
-          load average 4-7; this run at nice 5), glyph table already cached: 2 min 3 s wall,
+          One core of the 2-core CPU (taskset; a training run on the other core), glyph
+          table already cached: 73 s wall, 17.5k tokens/s at the end; validation 2.236.
+          On a LOADED machine (load average 4-7, nice 5): 2 min 3 s wall,
           of which 39 s are start-up, compilation, one evaluation and a checkpoint (a 1-step
           run), then 9-13k tokens/s; training loss 2.21 nats/char, validation 2.236 (the
           standard ASCII tiny: 2.25). Controls, one after the other on the same loaded
           machine: tiny_trainable 1 min 54 s, validation 2.219; tiny_binary 1 min 44 s,
           2.212. The three input tables are within 0.025 nats of each other; the small runs
-          are where they should part. An idle machine was not measured. Before the
+          are where they should part. Before the
           restriction (--config.embedding.readout_ids=all: the 65,536-way readout is 97% of the
           FLOPs at this width): 9 min 13 s (1,171 tokens/s), validation 2.450; controls
           (each pinned to one core, both at once) 14 min each, 2.451 and 2.435.
