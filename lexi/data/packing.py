@@ -98,11 +98,15 @@ class Batches:
                                        if self.shuffle else np.arange(self.num_windows))
             return self._orders[epoch]
 
-    def window_ids(self, step: int) -> np.ndarray:
-        """int64[B_local]: the windows of this process's rows at `step`."""
+    def rows(self, step: int) -> np.ndarray:
+        """int64[B_local]: the global row indices of this process's rows at `step`."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        rows = step * self.global_batch_size + self._row0 + np.arange(self.local_batch_size, dtype=np.int64)
+        return step * self.global_batch_size + self._row0 + np.arange(self.local_batch_size, dtype=np.int64)
+
+    def window_ids(self, step: int) -> np.ndarray:
+        """int64[B_local]: the windows of this process's rows at `step`."""
+        rows = self.rows(step)
         epochs, within = np.divmod(rows, self.num_windows)
         out = np.empty_like(rows)
         for e in np.unique(epochs):
@@ -113,8 +117,7 @@ class Batches:
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         windows = gather_windows(self.tokens, self.window_ids(step) * self.seq_len, self.seq_len)
         if self.repeat_share:
-            rows = step * self.global_batch_size + self._row0 + np.arange(self.local_batch_size, dtype=np.int64)
-            windows = repeats.repeat_spans(windows, rows, share=self.repeat_share, max_length=self.repeat_length,
+            windows = repeats.repeat_spans(windows, self.rows(step), share=self.repeat_share, max_length=self.repeat_length,
                                            seed=self.seed, bos_id=self.bos_id)
         return pack(windows, self.bos_id, self.pad_id)
 

@@ -40,16 +40,26 @@ def load_tokenizer(cfg, workdir: Path):
     """The run's tokenizer: the one saved in the run directory, else built from config and saved."""
     from lexi import tokenizers
 
-    saved = (workdir / "tokenizer.json").exists()
-    if jax.process_count() > 1:  # process 0's view, so that every process takes the same branch
+    return _saved_or_made(workdir / "tokenizer.json", lambda: tokenizers.load(str(workdir)),
+                          lambda: tokenizer_from_config(cfg), lambda tok: tok.save(str(workdir)),
+                          lambda tok: tok.fingerprint(), "tokenizer")
+
+
+def _saved_or_made(path: Path, load, make, save, fingerprint, what: str):
+    """A run directory's record decided at its first start: loaded when `path` exists (process
+    0's view, so that every process takes the same branch), else made and saved by process 0,
+    after every process has its copy (nobody reads a half-written file); checked to be the same
+    on all processes."""
+    saved = path.exists()
+    if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
         saved = bool(multihost_utils.broadcast_one_to_all(np.int32(saved)))
-    tok = tokenizers.load(str(workdir)) if saved else tokenizer_from_config(cfg)
-    check_same_on_all_processes(tok.fingerprint(), "tokenizer")
-    if not saved and jax.process_index() == 0:  # after every process has its copy: nobody reads a half-written file
-        tok.save(str(workdir))
-    return tok
+    obj = load() if saved else make()
+    check_same_on_all_processes(fingerprint(obj), what)
+    if not saved and jax.process_index() == 0:
+        save(obj)
+    return obj
 
 
 def load_used_ids(cfg, workdir: Path, tokenizer):
@@ -62,16 +72,8 @@ def load_used_ids(cfg, workdir: Path, tokenizer):
     if not embeddings.restricts_readout(dict(cfg.embedding)):
         return None
     path = workdir / FILE
-    saved = path.exists()
-    if jax.process_count() > 1:  # process 0's view, so that every process takes the same branch
-        from jax.experimental import multihost_utils
-
-        saved = bool(multihost_utils.broadcast_one_to_all(np.int32(saved)))
-    used = UsedIds.load(path) if saved else UsedIds.from_counts(token_counts(cfg, tokenizer))
-    check_same_on_all_processes(used.fingerprint, "readout id set")
-    if not saved and jax.process_index() == 0:  # after every process has its copy
-        used.save(path)
-    return used
+    return _saved_or_made(path, lambda: UsedIds.load(path), lambda: UsedIds.from_counts(token_counts(cfg, tokenizer)),
+                          lambda used: used.save(path), lambda used: used.fingerprint, "readout id set")
 
 
 def tokenizer_from_config(cfg):
