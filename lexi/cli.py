@@ -159,7 +159,8 @@ def _cmd_zett_transfer(args, overrides) -> int:
 
     if overrides:
         raise_unexpected(overrides)
-    out, target = transfer(Path(args.workdir), args.tokenizer, Path(args.out_workdir), rows=args.rows, seed=args.seed)
+    out, target = transfer(Path(args.workdir), args.tokenizer, Path(args.out_workdir), rows=args.rows, seed=args.seed,
+                           donor=args.donor, omp_k=args.omp_k)
     print(f"wrote {out}: the base model with {target.vocab_size} {args.rows} rows for {args.tokenizer}; "
           f"evaluate with `lexi eval --workdir {out}`, continue training with "
           f"`lexi train --config {out}/config.json --workdir {out}`")
@@ -172,7 +173,7 @@ def _cmd_zett_eval(args, overrides) -> int:
     if overrides:
         raise_unexpected(overrides)
     report, path = run_zett_eval(Path(args.workdir), args.tokenizer, text_file=args.text_file,
-                                 max_documents=args.max_documents, seed=args.seed)
+                                 max_documents=args.max_documents, seed=args.seed, donor=args.donor, omp_k=args.omp_k)
     print(format_report(report))
     print(f"results: {path}")
     return 0
@@ -308,17 +309,26 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--workdir", required=True, help="the ZeTT run directory")
     zt.add_argument("--tokenizer", required=True, help=target_help)
     zt.add_argument("--out-workdir", required=True)
-    zt.add_argument("--rows", default="hypernet", choices=("hypernet", "fvt", "lexical", "random"),
-                    help="where the new embedding rows come from")
+    donor_help = "a lexi run directory (trained or imported) whose tokenizer is the target: omp needs one; " \
+                 "tokenadapt then measures similarity in its embedding space instead of the base's"
+    omp_k_help = "omp: at most this many shared anchor tokens per new token (default 64, mergekit-tokensurgeon's)"
+    zt.add_argument("--rows", default="hypernet",
+                    choices=("hypernet", "fvt", "lexical", "random", "tokenadapt", "omp"),
+                    help="where the new embedding rows come from (omp needs --donor)")
     zt.add_argument("--seed", type=int, default=0)
+    zt.add_argument("--donor", default=None, help=donor_help)
+    zt.add_argument("--omp-k", type=int, default=64, help=omp_k_help)
     zt.set_defaults(fn=_cmd_zett_transfer)
-    ze = zsub.add_parser("eval", help="bits per byte: original vs hypernetwork vs FVT, lexical, random rows")
+    ze = zsub.add_parser("eval", help="bits per byte: original vs hypernetwork vs FVT, lexical, random, "
+                                      "tokenadapt rows (and omp with --donor)")
     ze.add_argument("--workdir", required=True, help="the ZeTT run directory")
     ze.add_argument("--tokenizer", required=True, help=target_help)
     ze.add_argument("--text-file", default=None, help="held-out text (documents split at blank lines); "
                                                       "default: the corpus' validation split")
     ze.add_argument("--max-documents", type=int, default=0, help="0 = all")
     ze.add_argument("--seed", type=int, default=0)
+    ze.add_argument("--donor", default=None, help=donor_help + "; without one the report leaves omp out and says so")
+    ze.add_argument("--omp-k", type=int, default=64, help=omp_k_help)
     ze.set_defaults(fn=_cmd_zett_eval)
 
     a = sub.add_parser("compile", help="compile the training step for a TPU pod on this machine (needs lexi[tpu]) "

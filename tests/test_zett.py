@@ -302,7 +302,8 @@ def test_transfer_writes_a_run_that_evaluates_and_trains_on(zett_run, capsys):
 
     work, _ = zett_run
     report, path = run_zett_eval(work, "byte", max_documents=3)
-    assert set(report["bits_per_byte"]) == {"original", "hypernet", "fvt", "lexical", "random"}
+    assert set(report["bits_per_byte"]) == {"original", "hypernet", "fvt", "lexical", "random", "tokenadapt"}
+    assert "--donor" in report["skipped"]["omp"]  # omp needs a donor; the report says so
     assert all(np.isfinite(v) for v in report["bits_per_byte"].values()) and path.exists()
     assert report["tokens_per_byte"]["target"] == pytest.approx(1.0, abs=0.01)  # bytes: one token per byte
     assert report["bits_per_byte"]["random"] > report["bits_per_byte"]["lexical"]
@@ -316,6 +317,39 @@ def test_transfer_writes_a_run_that_evaluates_and_trains_on(zett_run, capsys):
     assert cli.main(["train", "--config", str(moved / "config.json"), "--workdir", str(moved),
                      "--config.train.steps=3", "--config.train.progress_bar=false"]) == 0
     assert "val_loss=" in capsys.readouterr().out
+
+
+def test_omp_and_tokenadapt_rows_with_a_donor_run(zett_run, capsys):
+    """`--rows omp --donor RUN` and `lexi zett eval --donor RUN`: the donor is a lexi run with the
+    target tokenizer (here the base moved onto the char tokenizer with lexical rows, as
+    `write_run` saves any transfer); a donor with another tokenizer is refused."""
+    from lexi import cli, tokenizers
+    from lexi.zett.evaluate import format_report, run_zett_eval
+    from lexi.zett.transfer import baseline_rows, load_trained, write_run
+
+    work, _ = zett_run
+    base = load_trained(work).base
+    char = tokenizers.load("char")
+    rows = baseline_rows(base, char, "lexical")
+    donor = write_run(base, char, *rows, work.parent / "char_donor", {"rows": "lexical"})
+    moved = work.parent / "moved_omp"
+    assert cli.main(["zett", "transfer", "--workdir", str(work), "--tokenizer", "char", "--out-workdir", str(moved),
+                     "--rows", "omp", "--donor", str(donor), "--omp-k", "16"]) == 0
+    record = json.loads((moved / "transfer.json").read_text())
+    assert record["rows"] == "omp" and record["omp_k"] == 16 and record["donor_workdir"] == str(donor.resolve())
+    assert cli.main(["eval", "--workdir", str(moved), "--suite", "perplexity", "--sequences", "2"]) == 0
+
+    report, _ = run_zett_eval(work, "char", max_documents=2, donor=donor)
+    bpb = report["bits_per_byte"]
+    assert {"omp", "tokenadapt", "hypernet"} <= set(bpb) and "skipped" not in report
+    assert all(np.isfinite(v) for v in bpb.values()) and report["seconds_to_make_rows"]["omp"] >= 0
+    with capsys.disabled():
+        print(format_report(report))
+    capsys.readouterr()
+    assert cli.main(["zett", "transfer", "--workdir", str(work), "--tokenizer", "byte", "--out-workdir",
+                     str(work.parent / "refused"), "--rows", "omp", "--donor", str(donor)]) == 2
+    assert "is not the target tokenizer" in capsys.readouterr().err
+    assert not (work.parent / "refused").exists()
 
 
 def test_tokenizer_command_trains_and_saves_a_target(tmp_path, cache_dir, capsys):

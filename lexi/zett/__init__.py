@@ -4,5 +4,6 @@ tokenizer without training. sampler.py samples a fresh tokenizer per training st
 encodes that step's text with it; vocab.py decomposes vocabularies into base pieces;
 hypernet.py is the model side (its matrices reach the frozen base through the "predicted"
 embedding family, lexi/embeddings/predicted.py), task.py the training task, transfer.py
-and evaluate.py turn a trained hypernetwork (or a baseline) into matrices and measure them.
+and evaluate.py turn a trained hypernetwork (or a baseline) into matrices and measure them;
+transplant.py holds the training-free methods from the literature (OMP, TokenAdapt).
 """

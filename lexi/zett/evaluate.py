@@ -4,7 +4,9 @@ Every held-out document is encoded whole (bos first) and scored in consecutive w
 `seq_len` targets, so each byte of text is predicted exactly once whatever the tokenizer;
 bits per byte = total NLL / ln 2 / UTF-8 bytes of the documents. The same documents are
 scored with the base model and its own tokenizer ("original"), and with the frozen base
-behind rows for the target tokenizer from the hypernetwork and from each baseline.
+behind rows for the target tokenizer from the hypernetwork and from each baseline, the
+transplantation methods tokenadapt and omp included. omp needs a donor (a run whose tokenizer
+is the target); without one it is left out and the report's "skipped" says why.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from lexi.errors import UserError
 from lexi.eval import scoring
 from lexi.model.lm import LanguageModel
 from lexi.zett.transfer import BASELINES, Trained, baseline_rows, load_trained, predict_rows
+from lexi.zett.transplant import NEEDS_DONOR, OMP_K, Donor, load_donor
 
 
 def document_windows(tok, docs: Sequence[str], seq_len: int) -> dict:
@@ -47,8 +50,9 @@ def total_nll(model, variables, windows: dict, ctx=None, batch_size: int = 16) -
 
 
 def transfer_report(trained: Trained, target, docs: Sequence[str], *, seq_len: int, seed: int = 0,
-                    batch_size: int = 16) -> dict:
-    """Bits per byte of `docs` for the original model and every way of making target rows."""
+                    batch_size: int = 16, donor: Optional[Donor] = None, omp_k: int = OMP_K) -> dict:
+    """Bits per byte of `docs` for the original model and every way of making target rows
+    (omp only with a `donor`; tokenadapt reads the donor too when there is one)."""
     from lexi.inference import load_for_inference
 
     base = trained.base
@@ -65,7 +69,8 @@ def transfer_report(trained: Trained, target, docs: Sequence[str], *, seq_len: i
     win = document_windows(target, docs, seq_len)
     mask = jnp.ones(target.vocab_size, bool)
     methods = {"hypernet": lambda: predict_rows(trained, target)}
-    methods.update({m: (lambda m=m: baseline_rows(base, target, m, seed)) for m in BASELINES})
+    methods.update({m: (lambda m=m: baseline_rows(base, target, m, seed, donor=donor, omp_k=omp_k))
+                    for m in BASELINES if m != "omp" or donor is not None})
     seconds = {}
     n_target = 0
     for name, make in methods.items():
@@ -75,21 +80,31 @@ def transfer_report(trained: Trained, target, docs: Sequence[str], *, seq_len: i
         nll, n_target = total_nll(lm, variables, win, tables(jnp.asarray(rows_in), jnp.asarray(rows_out), mask),
                                   batch_size)
         bpb[name] = nll / math.log(2) / n_bytes
-    return {"bits_per_byte": bpb,
-            "tokens_per_byte": {"original": n_base / n_bytes, "target": n_target / n_bytes},
-            "bytes": n_bytes, "documents": len(docs), "seq_len": seq_len,
-            "target_vocab_size": int(target.vocab_size), "hypernet_step": trained.step,
-            "seconds_to_make_rows": seconds}
+    report = {"bits_per_byte": bpb,
+              "tokens_per_byte": {"original": n_base / n_bytes, "target": n_target / n_bytes},
+              "bytes": n_bytes, "documents": len(docs), "seq_len": seq_len,
+              "target_vocab_size": int(target.vocab_size), "hypernet_step": trained.step,
+              "seconds_to_make_rows": seconds}
+    if donor is None:
+        report["skipped"] = {"omp": NEEDS_DONOR}
+    else:
+        report.update(donor=str(donor.workdir), omp_k=omp_k)
+    return report
 
 
 def run_zett_eval(workdir: str | Path, tokenizer_spec: str, *, text_file: Optional[str] = None,
-                  max_documents: int = 0, seed: int = 0) -> tuple[dict, Path]:
-    """`lexi zett eval`: the report for one target tokenizer, written to RUN/eval/zett_<name>.json."""
+                  max_documents: int = 0, seed: int = 0, donor: Optional[str | Path] = None,
+                  omp_k: int = OMP_K) -> tuple[dict, Path]:
+    """`lexi zett eval`: the report for one target tokenizer, written to RUN/eval/zett_<name>.json.
+    `donor`: a run directory whose tokenizer is the target (adds omp)."""
     from lexi import tokenizers
     from lexi.data.corpora import get_corpus
 
+    if omp_k < 1:
+        raise UserError(f"--omp-k must be at least 1 (anchors per new token), got {omp_k}")
     trained = load_trained(workdir)
     target = tokenizers.load(tokenizer_spec)
+    loaded = load_donor(donor, target) if donor else None
     if text_file:
         path = Path(text_file)
         if not path.is_file():
@@ -99,7 +114,8 @@ def run_zett_eval(workdir: str | Path, tokenizer_spec: str, *, text_file: Option
         docs = list(get_corpus(trained.run.cfg.data).documents("validation"))
     if max_documents:
         docs = docs[:max_documents]
-    report = transfer_report(trained, target, docs, seq_len=int(trained.run.cfg.data.seq_len), seed=seed)
+    report = transfer_report(trained, target, docs, seq_len=int(trained.run.cfg.data.seq_len), seed=seed,
+                             donor=loaded, omp_k=omp_k)
     report.update(tokenizer=str(tokenizer_spec), text=text_file or f"{trained.run.cfg.data.corpus} validation")
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(tokenizer_spec)).name)
     out = Path(workdir) / "eval" / f"zett_{name}.json"
@@ -115,4 +131,5 @@ def format_report(report: dict) -> str:
              "| rows | bits/byte | vs original |", "|---|---|---|"]
     for k, v in bpb.items():
         lines.append(f"| {k} | {v:.3f} | {v / bpb['original']:.3f}x |")
+    lines += [f"not run: {k}: {why}" for k, why in report.get("skipped", {}).items()]
     return "\n".join(lines)

@@ -6,6 +6,8 @@
   lexical  the base row of the base token with exactly the same bytes, else FVT (decompose's
            shared-token rule: a tokenizer moved onto itself keeps every row)
   random   Gaussian rows with the base matrix's per-dimension mean and std
+  tokenadapt, omp  transplantation methods from the literature (lexi/zett/transplant.py); omp
+           needs a donor, a lexi run whose tokenizer is the target
 Special tokens always take the base row of the same role. `write_run` turns rows into a
 normal lexi run directory (base backbone, new tokenizer, new matrices, step 0), which
 `lexi eval`, `lexi compare` and `lexi train` (continued training) accept; `transfer` does
@@ -16,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -26,10 +28,12 @@ import numpy as np
 from lexi.errors import UserError
 from lexi.train.checkpoint import Checkpointer
 from lexi.zett.task import Base, ZettRun, assemble, frozen_arrays, padded_vocab
+from lexi.zett.transplant import NEEDS_DONOR, OMP_K, Donor, load_donor, transplant_rows
 from lexi.zett.vocab import byte_vocab, decompose
 
 FVT_PIECES = 64  # FVT averages every piece; tokens longer than this in base pieces are cut
-BASELINES = ("fvt", "lexical", "random")
+BASELINES = ("fvt", "lexical", "random", "tokenadapt", "omp")
+DONOR_METHODS = ("tokenadapt", "omp")  # the methods that read --donor (omp cannot run without one)
 
 
 @dataclasses.dataclass
@@ -91,10 +95,15 @@ def predict_rows(trained: Trained, tok, chunk: int = 4096) -> tuple[np.ndarray, 
     return np.concatenate(outs_in), np.concatenate(outs_out)
 
 
-def baseline_rows(base: Base, tok, method: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def baseline_rows(base: Base, tok, method: str, seed: int = 0, *, donor: Optional[Donor] = None,
+                  omp_k: int = OMP_K) -> tuple[np.ndarray, np.ndarray]:
+    """(input rows, output rows) float32 [V, D] for tokenizer `tok` by a baseline; `donor` is
+    read by tokenadapt (its auxiliary space) and omp (required), `omp_k` by omp."""
     frozen = {k: np.asarray(v) for k, v in frozen_arrays(base).items() if k != "body"}
     mats = [frozen["base_in"]] + ([frozen["base_out"]] if "base_out" in frozen else [])
-    if method == "random":
+    if method in DONOR_METHODS:
+        rows = transplant_rows(mats, base.tokenizer, tok, method, donor=donor, k=omp_k, pieces=FVT_PIECES)
+    elif method == "random":
         rng = np.random.default_rng(seed)
         rows = [m.mean(0) + m.std(0) * rng.standard_normal((tok.vocab_size, m.shape[1])).astype(np.float32)
                 for m in mats]
@@ -129,18 +138,36 @@ def write_run(base: Base, tok, rows_in: np.ndarray, rows_out: np.ndarray, out: s
     return write_initial_run(cfg, tok, out, place, {"transfer.json": source})
 
 
+def check_donor_use(rows: str, donor, omp_k: int) -> None:
+    """--donor and --omp-k only where a method reads them; omp only with a donor."""
+    if rows == "omp" and not donor:
+        raise UserError(NEEDS_DONOR)
+    if donor and rows not in DONOR_METHODS:
+        raise UserError(f"--donor is read by --rows {' and '.join(DONOR_METHODS)} only, not {rows}")
+    if omp_k < 1:
+        raise UserError(f"--omp-k must be at least 1 (anchors per new token), got {omp_k}")
+
+
 def transfer(zett_workdir: str | Path, tokenizer: str | Path, out_workdir: str | Path, *, rows: str = "hypernet",
-             seed: int = 0) -> tuple[Path, Any]:
+             seed: int = 0, donor: Optional[str | Path] = None, omp_k: int = OMP_K) -> tuple[Path, Any]:
     """`lexi zett transfer`: the ZeTT run's base moved to `tokenizer` (a name or path for
     lexi.tokenizers.load) with `rows` from the hypernetwork or a baseline, written as a run
-    directory. Returns (that directory, the target tokenizer)."""
+    directory. `donor`: a run directory whose tokenizer is `tokenizer` (omp needs one; tokenadapt
+    uses it as its auxiliary space). Returns (that directory, the target tokenizer)."""
     from lexi import tokenizers
 
     if rows not in ("hypernet", *BASELINES):
         raise UserError(f"rows {rows!r}: choose hypernet or one of {BASELINES}")
+    check_donor_use(rows, donor, omp_k)
     trained = load_trained(Path(zett_workdir))
     target = tokenizers.load(tokenizer)
-    matrices = predict_rows(trained, target) if rows == "hypernet" else baseline_rows(trained.base, target, rows, seed)
+    loaded = load_donor(donor, target) if donor else None
+    matrices = predict_rows(trained, target) if rows == "hypernet" else baseline_rows(
+        trained.base, target, rows, seed, donor=loaded, omp_k=omp_k)
     source = {"zett_workdir": str(Path(zett_workdir).resolve()), "hypernet_step": trained.step,
               "tokenizer": str(tokenizer), "rows": rows, "base_workdir": str(trained.base.workdir)}
+    if loaded is not None:
+        source["donor_workdir"] = str(loaded.workdir.resolve())
+    if rows == "omp":
+        source["omp_k"] = omp_k
     return write_run(trained.base, target, *matrices, out_workdir, source), target
