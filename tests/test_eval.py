@@ -96,6 +96,31 @@ def test_lexinvariant_is_blind_to_the_cipher_and_standard_is_not(runs):
     assert std["cipher_plain_ratio"] > 1.1
 
 
+def test_subword_tokenizers_get_the_token_permutation(tmp_path_factory, cache_dir, kjv_docs):
+    """A tokenizer that merges letters (a 400-piece SentencePiece BPE) is enciphered by permuting
+    every non-special token: a letter cipher would leave its merged pieces readable (the unicode
+    tokenizer with n-grams has every letter as a token too, and was given one). The same
+    invariance holds as for letters: the lexinvariant model is blind to it, the standard one is not."""
+    from lexi import tokenizers
+
+    root = tmp_path_factory.mktemp("subword_runs")
+    (root / "kjv.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in kjv_docs[:120]))
+    ngrams = tokenizers.from_config({"kind": "unicode", "num_ngrams": 32, "max_n": 2}, lambda: kjv_docs[:20], root)
+    assert len(ngrams.encode("the lord")) < 8 and decipher.alphabet_for(ngrams)[1] is False
+    ratios = {}
+    for kind in ("lexinvariant", "trainable"):
+        cfg = tiny(kind, steps=30)
+        cfg.data.update(corpus="text_files", files=str(root / "kjv.jsonl"), val_fraction=0.1, seq_len=64)
+        cfg.data.tokenizer.update(kind="sentencepiece", vocab_size=400, model_type="bpe")
+        train(cfg, root / kind)
+        c = run_suite(root / kind, ["cipher"], num_sequences=16, probe_steps=5, probe_pool=8)["cipher"]
+        assert c["cipher_mode"] == "token_permutation"
+        assert 0.0 <= c["full_key_precision"] <= 1.0
+        ratios[kind] = c["cipher_plain_ratio"]
+    assert abs(ratios["lexinvariant"] - 1.0) < 0.05
+    assert ratios["trainable"] > 1.1
+
+
 def test_compare_and_text_file(runs, tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("In the beginning was the word. " * 20)
@@ -201,3 +226,42 @@ def test_bits_per_byte_by_hand_with_multi_byte_tokens(monkeypatch):
     res = perplexity.evaluate(None, None, tok, windows, smooth=1)
     assert res["bits_per_byte"] == pytest.approx(10 / 10)
     assert res["mean_loss"] == pytest.approx(10 * math.log(2) / 7)
+
+
+def test_cloze_questions_come_from_the_text_and_score_as_continuations():
+    """The right choice is the text that follows the context; the others are spans of other
+    documents; a continuation-style line is scored as question + choice, nothing added."""
+    from lexi import tokenizers
+    from lexi.eval import cloze, mc
+
+    docs = [" ".join(f"w{d}x{i}" for i in range(200)) for d in range(6)]
+    qs = cloze.make_questions(docs, 60, seed=3, context_chars=50, choice_chars=12, num_choices=4)
+    for q in qs:
+        doc = next(d for d in docs if q["question"] in d)
+        right = q["choices"][q["answer"]]
+        assert q["question"] + right in doc and q["style"] == "continuation"
+        assert all(len(c) == 12 for c in q["choices"])
+        assert all(c not in doc for i, c in enumerate(q["choices"]) if i != q["answer"])  # other documents
+    assert set(q["answer"] for q in qs) == {0, 1, 2, 3}
+    assert cloze.make_questions(docs, 5, seed=3) == cloze.make_questions(docs, 5, seed=3)
+    with pytest.raises(UserError, match="documents hold"):
+        cloze.make_questions(docs[:3], 5, context_chars=50, choice_chars=12, num_choices=4)
+    tok = tokenizers.load("char")
+    seq, k = mc._windows(tok, *mc._prompt_and_choice(qs[0], "abc"), 1000)
+    assert seq == [tok.bos_id] + tok.encode(qs[0]["question"] + "abc") and k == 3
+    seq, k = mc._windows(tok, *mc._prompt_and_choice({"question": "Q?"}, "abc"), 1000)
+    assert seq == [tok.bos_id] + tok.encode("Q?\nAnswer: abc") and k == 4
+
+
+def test_mc_choices_of_a_question_share_the_lexinvariant_draw(runs, tmp_path):
+    """A lexinvariant model draws its random embeddings per evaluation context: the choices of one
+    question must share one draw, or identical choices would get different log-probabilities
+    and the comparison would be between draws, not answers."""
+    qfile = tmp_path / "dup.jsonl"
+    qs = [{"question": f"and the lord said unto {w}, ", "choices": ["go thy way", "go thy way", "the king"],
+           "answer": 0, "style": "continuation"} for w in ("moses", "aaron", "david", "samuel")]
+    qfile.write_text("".join(json.dumps(q) + "\n" for q in qs))
+    res = run_suite(runs["lexinvariant"], ["mc"], mc_file=qfile)["mc"]
+    lps = res["choice_logprobs"]
+    assert len(lps) == 4 and all(lp[0] == pytest.approx(lp[1], abs=2e-4) for lp in lps)
+    assert len({lp[0] for lp in lps}) > 1  # another question, another draw

@@ -60,11 +60,20 @@ class Probe(nn.Module):
         return z @ table.T
 
 
+# Every pair of lowercase letters, and words: a tokenizer that merges letters anywhere here
+# (n-grams, subwords) does not read text letter by letter.
+_LETTER_PROBE = " ".join(a + ciph.ALPHABET for a in ciph.ALPHABET) + " and the lord said unto moses"
+
+
 def alphabet_for(tokenizer) -> tuple[np.ndarray, bool]:
-    """(alphabet ids, letter mode): the 26 letters when each is one token, else every
-    non-special id."""
+    """(alphabet ids, letter mode): the 26 letters when the tokenizer reads text one character
+    per token, else every non-special id. A tokenizer with the letters as tokens that also
+    merges them (the unicode tokenizer with learned n-grams) gets the token permutation: a
+    letter cipher would leave its n-grams in the clear."""
     ids = [tokenizer.encode(c) for c in ciph.ALPHABET]
-    if all(len(i) == 1 for i in ids) and len({i[0] for i in ids}) == 26:
+    per_char = [i for c in _LETTER_PROBE for i in tokenizer.encode(c)]
+    if (all(len(i) == 1 for i in ids) and len({i[0] for i in ids}) == 26
+            and list(tokenizer.encode(_LETTER_PROBE)) == per_char):
         return np.asarray([i[0] for i in ids]), True
     special = set(tokenizer.special_ids)
     return np.asarray([i for i in range(tokenizer.vocab_size) if i not in special]), False

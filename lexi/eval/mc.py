@@ -2,11 +2,13 @@
 
 Each line of the JSONL file: {"question": str, "choices": [str, ...], "answer": int | "B"}
 (an index, or a letter A, B, C, ...). The prompt is "<question>\\nAnswer:" and each choice
-is scored as the continuation " <choice>": the summed log-probability of its tokens
-(`accuracy`) and the same divided by the choice's UTF-8 bytes (`accuracy_per_byte`, which
-does not favour short answers). Sampling one letter, as some papers do, is noisier and is
-not offered. All choices of a question share one evaluation context, so a lexinvariant
-model sees the same random embeddings for each.
+is scored as the continuation " <choice>". A line with "style": "continuation" (cloze sets
+made from a corpus's text, lexi/eval/cloze.py) is scored as <question><choice>, both as they
+stand. A choice scores the summed log-probability of its tokens (`accuracy`) and the same
+divided by its UTF-8 bytes (`accuracy_per_byte`, which does not favour short answers).
+Sampling one letter, as some papers do, is noisier and is not offered. All choices of a
+question share one evaluation context, so a lexinvariant model sees the same random
+embeddings for each.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from lexi.errors import UserError
 from lexi.eval import scoring
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+STYLES = ("answer", "continuation")  # "<q>\nAnswer: <choice>" | "<q><choice>"
 
 
 def load_questions(path: Path) -> list[dict]:
@@ -41,15 +44,24 @@ def load_questions(path: Path) -> list[dict]:
             ans = LETTERS.index(ans.upper())
         if not isinstance(ans, int) or isinstance(ans, bool) or not 0 <= ans < len(q["choices"]):
             raise UserError(f"{path}:{n}: answer {q.get('answer')!r} is not a choice index or letter")
-        out.append({"question": q["question"], "choices": q["choices"], "answer": ans})
+        style = q.get("style", "answer")
+        if style not in STYLES:
+            raise UserError(f"{path}:{n}: style {style!r} is not one of {STYLES}")
+        out.append({"question": q["question"], "choices": q["choices"], "answer": ans, "style": style})
     if not out:
         raise UserError(f"--mc-file {path} holds no questions")
     return out
 
 
+def _prompt_and_choice(q: dict, choice: str) -> tuple[str, str]:
+    if q.get("style", "answer") == "continuation":
+        return q["question"], choice
+    return q["question"] + "\nAnswer:", " " + choice
+
+
 def _windows(tokenizer, prompt: str, choice: str, seq_len: int):
     p = [tokenizer.bos_id] + tokenizer.encode(prompt)
-    c = tokenizer.encode(" " + choice)
+    c = tokenizer.encode(choice)
     if not c:
         raise UserError(f"choice {choice!r} encodes to no tokens")
     seq = (p + c)[-(seq_len + 1):]  # keep the end: the choice and as much question as fits
@@ -62,7 +74,7 @@ def evaluate(model, variables, tokenizer, questions: list[dict], *, seq_len: int
     seqs, n_choice, rows = [], [], []
     for qi, q in enumerate(questions):
         for choice in q["choices"]:
-            s, k = _windows(tokenizer, q["question"] + "\nAnswer:", choice, seq_len)
+            s, k = _windows(tokenizer, *_prompt_and_choice(q, choice), seq_len)
             seqs.append(s)
             n_choice.append(k)
             rows.append(qi)
@@ -80,14 +92,16 @@ def evaluate(model, variables, tokenizer, questions: list[dict], *, seq_len: int
                "positions": np.broadcast_to(np.arange(length, dtype=np.int32), (n, length)).copy(), "loss_mask": mask}
     nll = scoring.token_nll(model, variables, windows, seed=seed, batch_size=batch_size, rows=np.asarray(rows))
     logp = -(nll * mask).sum(axis=1)
-    hits, hits_byte, i = [], [], 0
+    hits, hits_byte, per_question, i = [], [], [], 0
     for q in questions:
         k = len(q["choices"])
         lp = logp[i:i + k]
-        nbytes = np.array([len((" " + c).encode("utf-8")) for c in q["choices"]], np.float64)
+        per_question.append([round(float(v), 4) for v in lp])
+        nbytes = np.array([len(_prompt_and_choice(q, c)[1].encode("utf-8")) for c in q["choices"]], np.float64)
         hits.append(int(np.argmax(lp)) == q["answer"])
         hits_byte.append(int(np.argmax(lp / nbytes)) == q["answer"])
         i += k
     return {"accuracy": float(np.mean(hits)), "accuracy_per_byte": float(np.mean(hits_byte)),
             "num_questions": len(questions),
-            "chance": float(np.mean([1.0 / len(q["choices"]) for q in questions]))}
+            "chance": float(np.mean([1.0 / len(q["choices"]) for q in questions])),
+            "choice_logprobs": per_question}
