@@ -24,6 +24,9 @@ setup(
         "sentencepiece>=0.2,<0.3",
         # Imported lazily, only for `tfds:<name>` corpora; TensorFlow itself is not needed.
         "tensorflow-datasets>=4.9,<5",
+        # The streaming input pipeline (data.input_pipeline=streaming, lexi/data/streaming.py); imported lazily.
+        # Its API moved between 0.2.x releases, hence the narrow range.
+        "grain>=0.2.18,<0.3",
         "numpy>=1.26",
         "scipy>=1.10",  # the cipher probe's one-to-one key (scipy.optimize.linear_sum_assignment)
         "tqdm>=4.66",

@@ -38,7 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
         "mixture": "",  # corpus=mixture: corpus:weight items by share of characters, e.g. "kjv:0.8,python_code:0.2"
         "repeat_share": 0.0,  # share of training windows with a span of their text copied on (lexi/data/repeats.py)
         "repeat_length": 64,  # longest such span; spans are [repeat_length / 4, repeat_length] tokens
-        "files": "",  # text_files: glob(s) of .txt / .jsonl, comma separated
+        "files": "",  # text_files: glob(s) of .txt / .jsonl, either optionally .gz, comma separated
         "text_field": "text",  # .jsonl and TFDS feature holding the text
         "val_fraction": 0.04,  # share of documents held out, by a hash of their key (KJV: 49 chapters)
         "max_documents": 0,  # 0 = all
@@ -46,6 +46,14 @@ def base_config() -> ml_collections.ConfigDict:
         "tfds_validation_split": "validation",  # tfds: the held-out split (e.g. "validation", "test")
         "tfds_data_dir": "",  # tfds: data_dir with the prepared dataset; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
         "seq_len": 128,  # tokens per training sequence (the context length)
+        # cached: every process tokenizes the whole split once into a cached .npy, then shuffles all its windows (small
+        # corpora; batches a pure function of the step) | streaming: read, tokenize and pack on the fly with Grain,
+        # each process its own files, in bounded memory, nothing written (large corpora; lexi/data/streaming.py)
+        "input_pipeline": "cached",
+        "streaming_open_files": 4,  # streaming: files each process reads at once, their documents interleaved
+        "streaming_shuffle_documents": 10000,  # streaming: documents shuffled together (a window held in memory)
+        "streaming_shuffle_rows": 1024,  # streaming: packed rows shuffled together, so a long document spreads out
+        "streaming_validation_documents": 2000,  # streaming: validation reads only the split's first N documents
         "cache_dir": "",  # token streams and trained tokenizers; "" = ~/.cache/lexi
         "tokenizer": ml_collections.ConfigDict({
             # char (ASCII, 128) | corpus_chars (the train split's characters + 4) | byte (259) | unicode (65,536)
@@ -215,9 +223,22 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     from lexi.data import repeats
 
     repeats.check(cfg.data.get("repeat_share", 0.0), cfg.data.get("repeat_length", 64), cfg.data.seq_len)
+    _validate_input_pipeline(cfg.data)
     if cfg.data.get("mixture") or cfg.data.corpus == "mixture":
         from lexi.data.corpora import get_corpus
 
         get_corpus(cfg.data)  # a bad mixture spec stops here; corpora are opened lazily, nothing is read
     if cfg.model.position == "learned" and cfg.model.max_len < cfg.data.seq_len:
         raise UserError(f"config.model.max_len ({cfg.model.max_len}) is shorter than data.seq_len ({cfg.data.seq_len})")
+
+
+def _validate_input_pipeline(d) -> None:
+    kind = d.get("input_pipeline", "cached")
+    if kind not in ("cached", "streaming"):
+        raise UserError(f"config.data.input_pipeline must be 'cached' or 'streaming', got {kind!r}")
+    if kind != "streaming":
+        return
+    for name, low in (("streaming_open_files", 1), ("streaming_shuffle_documents", 0), ("streaming_shuffle_rows", 0),
+                      ("streaming_validation_documents", 1)):
+        if int(d.get(name, low)) < low:
+            raise UserError(f"config.data.{name} must be >= {low}, got {d.get(name)}")

@@ -4,6 +4,8 @@
 each and concatenates them into one int32 stream, cached as .npy and memory-mapped, so a
 corpus is encoded once per tokenizer and large streams never need to fit in memory.
 Batching lives in packing.py and prefetching in prefetch.py; both are re-exported here.
+This is config.data.input_pipeline = "cached", the default; corpora too large to tokenize
+before step 1 use the streaming pipeline instead (streaming.py).
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The `text_files` corpus: local .txt files (one document each) and .jsonl files (one
-document per line, from `text_field`). Files with other suffixes are read as text.
+document per line, from `text_field`), each optionally gzip-compressed (a name ending in
+.gz, e.g. `shard-00001.jsonl.gz`). Files with other suffixes are read as text.
 
 Invalid UTF-8 is replaced with U+FFFD and reported with a warning rather than stopping a
 run; everything else wrong with the files is a UserError naming the file (and line).
@@ -7,9 +8,11 @@ run; everything else wrong with the files is a UserError naming the file (and li
 from __future__ import annotations
 
 import glob
+import gzip
 import json
 import os
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,6 +20,44 @@ from lexi.data.corpora import HashSplitCorpus, decode_utf8
 from lexi.errors import UserError
 
 _GLOB_CHARS = set("*?[")
+# what a damaged or truncated gzip file raises while it is read
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def is_jsonl(path: Path) -> bool:
+    """One document per line (.jsonl, .jsonl.gz), rather than one per file."""
+    return path.name.endswith((".jsonl", ".jsonl.gz"))
+
+
+def open_binary(path: Path):
+    """The file's bytes, decompressed when its name ends in .gz; a UserError if it cannot be opened."""
+    try:
+        return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def damaged(path: Path, err: Exception, line: int = 0) -> UserError:
+    """The message for a file that stops reading part-way (truncated or corrupt gzip, I/O error)."""
+    where = f" after line {line}" if line else ""
+    return UserError(f"{path} is damaged: reading it failed{where} ({type(err).__name__}: {err}); "
+                     "replace the file or remove it from config.data.files")
+
+
+def json_text(path: Path, n: int, line: str, text_field: str) -> str:
+    """The `text_field` string of .jsonl line number `n`, or a UserError naming the line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{n}: not valid JSON ({e.msg}); every line of a .jsonl must be one object") from e
+    if not isinstance(obj, dict) or text_field not in obj:
+        have = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise UserError(f"{path}:{n}: no {text_field!r} field (found {have}); set "
+                        "--config.data.text_field to the field that holds the text")
+    text = obj[text_field]
+    if not isinstance(text, str):
+        raise UserError(f"{path}:{n}: field {text_field!r} is a {type(text).__name__}, not a string")
+    return text
 
 
 def expand_files(patterns: str) -> list[Path]:
@@ -54,7 +95,7 @@ class TextFiles(HashSplitCorpus):
     def _items(self) -> Iterator[tuple[str, str]]:
         self.replaced_count = 0
         for path in self.files:
-            docs = self._jsonl(path) if path.suffix == ".jsonl" else self._txt(path)
+            docs = self._jsonl(path) if is_jsonl(path) else self._txt(path)
             for text in docs:
                 yield text, text
 
@@ -64,59 +105,46 @@ class TextFiles(HashSplitCorpus):
             warnings.warn(f"{path}{where}: replaced {n} invalid UTF-8 sequence(s) with U+FFFD", stacklevel=2)
 
     def _txt(self, path: Path) -> Iterator[str]:
-        text, bad = decode_utf8(_read(path))
+        text, bad = decode_utf8(read_bytes(path))
         if not text.strip():
             raise UserError(f"{path} is empty; remove it or fix config.data.files")
         self._replaced(path, bad)
         yield text
 
     def _jsonl(self, path: Path) -> Iterator[str]:
-        n_docs, bad_total = 0, 0
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise UserError(f"cannot read {path}: {e.strerror or e}") from e
-        with f:
-            for n, raw in enumerate(f, 1):
-                line, bad = decode_utf8(raw)
-                bad_total += bad
-                if not line.strip():
-                    continue
-                text = self._field(path, n, line)
-                n_docs += 1
-                if text:
-                    yield text
+        n_docs, bad_total, n = 0, 0, 0
+        with open_binary(path) as f:
+            try:
+                for n, raw in enumerate(f, 1):
+                    line, bad = decode_utf8(raw)
+                    bad_total += bad
+                    if not line.strip():
+                        continue
+                    text = json_text(path, n, line, self.text_field)
+                    n_docs += 1
+                    if text:
+                        yield text
+            except GZIP_ERRORS + (OSError,) as e:
+                raise damaged(path, e, n) from e
         self._replaced(path, bad_total)
         if n_docs == 0:
             raise UserError(f"{path} is empty (no JSON lines); remove it or fix config.data.files")
-
-    def _field(self, path: Path, n: int, line: str) -> str:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{n}: not valid JSON ({e.msg}); every line of a .jsonl must be one object") from e
-        if not isinstance(obj, dict) or self.text_field not in obj:
-            have = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-            raise UserError(f"{path}:{n}: no {self.text_field!r} field (found {have}); set "
-                            "--config.data.text_field to the field that holds the text")
-        text = obj[self.text_field]
-        if not isinstance(text, str):
-            raise UserError(f"{path}:{n}: field {self.text_field!r} is a {type(text).__name__}, not a string")
-        return text
 
     def _content_id(self) -> Any:
         out = []
         for p in self.files:
             st = _stat(p)
-            out.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+            out.append([str(p.resolve()), st.st_size, st.st_mtime_ns] + (["gzip"] if p.name.endswith(".gz") else []))
         return {"files": out, "text_field": self.text_field}
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
+def read_bytes(path: Path) -> bytes:
+    """The whole (decompressed) file, or a UserError naming it."""
+    with open_binary(path) as f:
+        try:
+            return f.read()
+        except GZIP_ERRORS + (OSError,) as e:
+            raise damaged(path, e) from e
 
 
 def _stat(path: Path) -> os.stat_result:

@@ -3,8 +3,9 @@
 `train(cfg, workdir)`: builds (or resumes) the run in `workdir` through its task
 (lexi/train/task.py: what is trained, on which batches), then runs jit-compiled steps
 with explicit shardings and a donated state. Resuming is exact: the data order is
-a pure function of the step, the random embeddings and dropout of (seed, step, row), and
-parameters, optimizer and counters come back from the newest checkpoint.
+a pure function of the step (cached input) or continues from the iterator state saved with
+each checkpoint (streaming input), the random embeddings and dropout are functions of
+(seed, step, row), and parameters, optimizer and counters come back from the newest checkpoint.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from lexi import config as config_lib
 from lexi import distributed, sharding
+from lexi.data import stream_state
 from lexi.errors import UserError
 from lexi.train import peak as peak_lib
 from lexi.train.checkpoint import Checkpointer, state_bytes
@@ -103,6 +105,20 @@ def _maybe_kill(point: Optional[tuple[int, str]], done: int, phase: str) -> None
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _restore_data_position(batches, workdir: Path, step: int) -> None:
+    """The cached pipeline's batches are a pure function of the step; a streaming one continues from
+    the iterator state saved with the checkpoint (lexi/data/stream_state.py)."""
+    if step == 0 or not hasattr(batches, "restore"):
+        return
+    saved = stream_state.load(workdir, step, jax.process_index())
+    if saved is None:
+        raise UserError(f"the checkpoint of step {step} in {workdir / 'checkpoints'} has no data-iterator state for "
+                        f"process {jax.process_index()} ({stream_state.path(workdir, step, jax.process_index())}): it "
+                        "was written with data.input_pipeline=cached or with another number of processes. Resume "
+                        "with the settings it was written with, or start a new --workdir")
+    batches.restore(step, saved)
+
+
 def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     """Train (or resume) and return the last logged metrics.
 
@@ -139,6 +155,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     else:
         state = task.init_state(run, cfg.seed)
     start = int(state.step)
+    _restore_data_position(batches, workdir, start)
 
     train_step, evaluate_fn = task.compile(run, val)
     rng = jax.random.key(cfg.seed)
@@ -171,8 +188,12 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
 
     def save(s: int) -> None:
         try:
+            if hasattr(batches, "state_at"):  # streaming input: iterator state first, so a complete checkpoint has it
+                stream_state.save(workdir, s, jax.process_index(), batches.state_at(s))
             ckpt.save(s, state, {"step": s, "skipped_steps": skipped,
                                  "num_windows": getattr(batches, "num_windows", 0)})
+            if hasattr(batches, "state_at"):
+                stream_state.prune(workdir, ckpt.all_steps() + [s], jax.process_index())
         except Exception as e:  # disk full, directory gone, ...: the earlier checkpoints stay intact
             raise _write_failed(ckpt, e) from e
 
@@ -242,6 +263,8 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
         raise
     finally:
         prefetch.close()
+        if hasattr(batches, "close"):  # a streaming pipeline's open files
+            batches.close()
         if pbar is not None:
             pbar.close()
         writer.close()

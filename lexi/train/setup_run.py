@@ -249,10 +249,16 @@ def train_token_counts(run: Run) -> np.ndarray:
 
 
 def token_counts(cfg, tokenizer) -> np.ndarray:
-    """`train_token_counts` before there is a Run."""
+    """`train_token_counts` before there is a Run. With the streaming input pipeline the split is
+    read once and counted without writing a token stream (still a full pass: a restricted readout
+    or a frozen table's used ids need every id the run can meet)."""
     from lexi.data.corpora import get_corpus
     from lexi.data.pipeline import build_token_stream
 
+    if cfg.data.get("input_pipeline", "cached") == "streaming":
+        from lexi.data.streaming import count_tokens
+
+        return count_tokens(get_corpus(cfg.data), tokenizer)
     stream = build_token_stream(get_corpus(cfg.data), "train", tokenizer, cache_dir(cfg), seq_len=cfg.data.seq_len)
     counts = np.zeros(tokenizer.vocab_size, np.int64)
     for start in range(0, len(stream), 1 << 24):  # bounded memory on a memory-mapped stream

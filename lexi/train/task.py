@@ -63,12 +63,17 @@ class LanguageModelTask(Task):
 
         corpus = get_corpus(cfg.data)
         seq_len, tok, t = cfg.data.seq_len, run.tokenizer, cfg.train
-        train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg), seq_len=seq_len)
-        val_tokens = build_token_stream(corpus, "validation", tok, cache_dir(cfg), seq_len=seq_len)
-        batches = Batches(train_tokens, seq_len, t.batch_size, cfg.seed, shuffle=True,
-                          process_index=jax.process_index(), process_count=jax.process_count(),
-                          bos_id=tok.bos_id, pad_id=tok.pad_id, repeat_share=cfg.data.get("repeat_share", 0.0),
-                          repeat_length=cfg.data.get("repeat_length", 64))
+        if cfg.data.get("input_pipeline", "cached") == "streaming":
+            from lexi.data.streaming import streaming_data
+
+            batches, val_tokens = streaming_data(cfg, corpus, tok, jax.process_index(), jax.process_count())
+        else:
+            train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg), seq_len=seq_len)
+            val_tokens = build_token_stream(corpus, "validation", tok, cache_dir(cfg), seq_len=seq_len)
+            batches = Batches(train_tokens, seq_len, t.batch_size, cfg.seed, shuffle=True,
+                              process_index=jax.process_index(), process_count=jax.process_count(),
+                              bos_id=tok.bos_id, pad_id=tok.pad_id, repeat_share=cfg.data.get("repeat_share", 0.0),
+                              repeat_length=cfg.data.get("repeat_length", 64))
         b, n = t.batch_size, t.eval_batches
         win = eval_windows(val_tokens, seq_len, b * n, tok.bos_id, pad_id=tok.pad_id)
         per = b // jax.process_count()
