@@ -51,9 +51,14 @@ def base_config() -> ml_collections.ConfigDict:
         # each process its own files, in bounded memory, nothing written (large corpora; lexi/data/streaming.py)
         "input_pipeline": "cached",
         "streaming_open_files": 4,  # streaming: files each process reads at once, their documents interleaved
-        "streaming_shuffle_documents": 10000,  # streaming: documents shuffled together (a window held in memory)
+        # streaming: documents shuffled together (a window held in memory; tfds: unused, its shuffle is global);
+        # ZeTT: the documents its text is drawn from at a time
+        "streaming_shuffle_documents": 10000,
         "streaming_shuffle_rows": 1024,  # streaming: packed rows shuffled together, so a long document spreads out
         "streaming_validation_documents": 2000,  # streaming: validation reads only the split's first N documents
+        # streaming: a .jsonl line that is not a JSON object with a string text_field stops the run (False) or is
+        # skipped with a warning and a running count (True); resuming with it changed is allowed
+        "streaming_skip_bad_lines": False,
         "cache_dir": "",  # token streams and trained tokenizers; "" = ~/.cache/lexi
         "tokenizer": ml_collections.ConfigDict({
             # char (ASCII, 128) | corpus_chars (the train split's characters + 4) | byte (259) | unicode (65,536)

@@ -253,7 +253,9 @@ def get_corpus(data_cfg) -> Corpus:
     if name == "text_files":
         from lexi.data.text_files import TextFiles
 
-        return TextFiles(str(get("files", "") or ""), text_field=str(get("text_field", "text") or "text"), **kw)
+        skip = get("input_pipeline", "cached") == "streaming" and bool(get("streaming_skip_bad_lines", False))
+        return TextFiles(str(get("files", "") or ""), text_field=str(get("text_field", "text") or "text"),
+                         skip_bad_lines=skip, **kw)
     if name.startswith("tfds:") and len(name) > 5:
         from lexi.data.tfds_corpus import TFDSCorpus
 

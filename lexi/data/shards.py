@@ -4,9 +4,11 @@ A `FileShard` is one file of a text_files corpus (.jsonl, .txt, either optionall
 from a byte offset of its decompressed content, so a resumed run reopens each file where it
 stopped: a seek for plain files, a decompression up to the offset for .gz files (the cost of
 one file, never of the corpus). A `CorpusShard` is every `count`-th document of any other
-corpus (kjv, python_code, mixture, tfds): small corpora, which resume by reading up to their
-position again. Both yield only the documents of the asked-for split, by the same rule as the
-cached pipeline, so the union over all processes' shards is exactly that split.
+corpus (kjv, python_code, mixture; tfds only for ZeTT's text, as training reads its records by
+index, tfds_source.py): small corpora, which resume by reading up to their position again. Both
+yield only the documents of the asked-for split, by the same rule as the cached pipeline, so the
+union over all processes' shards is exactly that split. A bad .jsonl line stops the read or is
+skipped (config.data.streaming_skip_bad_lines; text_files.BadLines).
 
 `process_shards` decides who reads what: whole files, round-robin over the sorted list, so
 processes never share a file; or, for the other corpora, every process its own stride.
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from lexi.data.corpora import Corpus, check_split, decode_utf8, in_validation
-from lexi.data.text_files import GZIP_ERRORS, TextFiles, damaged, is_jsonl, json_text, open_binary, read_bytes
+from lexi.data.text_files import (GZIP_ERRORS, BadLines, TextFiles, damaged, is_jsonl, json_text, open_binary,
+                                  read_bytes)
 from lexi.errors import UserError
 
 log = logging.getLogger("lexi")
@@ -31,9 +34,11 @@ Item = tuple[str, int, int]
 class FileShard:
     """The `split` documents of one text_files file."""
 
-    def __init__(self, path: Path, *, text_field: str, split: str, val_fraction: float):
+    def __init__(self, path: Path, *, text_field: str, split: str, val_fraction: float,
+                 bad_lines: Optional[BadLines] = None):
         check_split(split)
         self.path, self.text_field, self.val_fraction = Path(path), text_field, val_fraction
+        self.bad_lines = bad_lines or BadLines()
         self.want_validation = split == "validation"
         self.name = str(self.path)
 
@@ -58,7 +63,7 @@ class FileShard:
             yield text, 1, 1
 
     def _jsonl(self, offset: int, line: int) -> Iterator[Item]:
-        start, bad_total, objects = offset, 0, 0
+        start, bad_total, objects, skipped = offset, 0, 0, 0
         with open_binary(self.path) as f:
             try:
                 if offset:
@@ -70,14 +75,21 @@ class FileShard:
                     bad_total += bad
                     if not text.strip():
                         continue
+                    try:
+                        doc = json_text(self.path, line, text, self.text_field)
+                    except UserError as e:
+                        self.bad_lines.handle(e)
+                        skipped += 1
+                        continue
                     objects += 1
-                    doc = json_text(self.path, line, text, self.text_field)
                     if self._wanted(doc):
                         yield doc, offset, line
             except GZIP_ERRORS + (OSError,) as e:
                 raise damaged(self.path, e, line) from e
         self._replaced(bad_total)
         if objects == 0 and start == 0:
+            if skipped:
+                raise self.bad_lines.all_bad(self.path, skipped)
             raise UserError(f"{self.path} is empty (no JSON lines); remove it or fix config.data.files")
 
     def _replaced(self, n: int) -> None:
@@ -113,4 +125,5 @@ def process_shards(corpus: Corpus, split: str, process_index: int, process_count
                         f"process {process_index} has none to read: input_pipeline=streaming gives every process whole "
                         f"files; split the corpus into at least {process_count} files (several per process mix better) "
                         "or run fewer processes")
-    return [FileShard(p, text_field=corpus.text_field, split=split, val_fraction=corpus.val_fraction) for p in mine]
+    return [FileShard(p, text_field=corpus.text_field, split=split, val_fraction=corpus.val_fraction,
+                      bad_lines=corpus.bad_lines) for p in mine]

@@ -7,7 +7,8 @@ whole split as one .npy per host and holds a permutation of all its windows). Pe
   (stream_source.py) -> window shuffle of documents (stream_shuffle.py) -> groups of documents
   -> tokenized on the fly into bos-separated chunks -> windows of L+1 tokens with stride L
   (stream_packing.py) -> window shuffle of rows -> [B_local, L+1] -> `packing.pack`: the same
-  batch dict, in the same layout, as the cached pipeline's `Batches`.
+  batch dict, in the same layout, as the cached pipeline's `Batches`. A `tfds:` corpus replaces
+  the first three stages by its records read by index under one global shuffle (tfds_source.py).
 
 Every stage is a Grain IterDataset whose iterator has a small JSON-able state; the batch-level
 prefetch is the training loop's `Prefetcher` thread, which calls `batch_at` in step order.
@@ -71,19 +72,39 @@ def _seed(seed: int, process_index: int, stage: int) -> int:
     return int(np.random.SeedSequence([seed, process_index, stage]).generate_state(1)[0]) % (1 << 30)
 
 
-def rows_dataset(shards: list, tokenizer, s: StreamSettings, local_batch_size: int, process_index: int = 0,
-                 what: str = "the data"):
-    """The Grain pipeline of one process: int32[local_batch_size, L+1] windows, for ever."""
-    from lexi.data.stream_packing import ConcatWindows, EncodeDocuments
+def document_groups(corpus, split: str, s: StreamSettings, process_index: int = 0, process_count: int = 1):
+    """(this process's documents of the split in lists of _ENCODE_GROUP, endlessly and shuffled, as a
+    Grain IterDataset; the names of what it reads, for saved states). A `tfds:` corpus reads its own
+    records by index, one global shuffle, a group per batched read (tfds_source.py); any other reads
+    its shards (shards.py) through a window shuffle of documents."""
+    from lexi.data.tfds_corpus import TFDSCorpus
+
+    if isinstance(corpus, TFDSCorpus):
+        from lexi.data.tfds_source import tfds_document_groups
+
+        ds, name = tfds_document_groups(corpus, split, group=_ENCODE_GROUP, seed=_seed(s.seed, 0, 0),
+                                        shuffle=s.shuffle, process_index=process_index, process_count=process_count)
+        return ds, [name]
+    from lexi.data.shards import process_shards
     from lexi.data.stream_shuffle import WindowShuffle
     from lexi.data.stream_source import ShardedDocuments
 
+    shards = process_shards(corpus, split, process_index, process_count)
+    what = f"the {split} split of corpus {corpus.name!r} for process {process_index} of {process_count}"
     ds = ShardedDocuments(shards, seed=_seed(s.seed, process_index, 0), shuffle=s.shuffle,
                           open_shards=s.open_files if s.shuffle else 1, what=what)
     if s.shuffle and s.shuffle_documents > 1:
         ds = WindowShuffle(ds, window_size=s.shuffle_documents, seed=_seed(s.seed, process_index, 1))
-    ds = ds.batch(_ENCODE_GROUP, batch_fn=list).map(EncodeDocuments(tokenizer))
-    ds = ConcatWindows(ds, s.seq_len)
+    return ds.batch(_ENCODE_GROUP, batch_fn=list), [Path(sh.name).name for sh in shards]
+
+
+def rows_dataset(groups, tokenizer, s: StreamSettings, local_batch_size: int, process_index: int = 0):
+    """The Grain pipeline of one process over its `groups` of documents: int32[local_batch_size, L+1]
+    windows, for ever."""
+    from lexi.data.stream_packing import ConcatWindows, EncodeDocuments
+    from lexi.data.stream_shuffle import WindowShuffle
+
+    ds = ConcatWindows(groups.map(EncodeDocuments(tokenizer)), s.seq_len)
     if s.shuffle and s.shuffle_rows > 1:
         ds = WindowShuffle(ds, window_size=s.shuffle_rows, seed=_seed(s.seed, process_index, 2))
     return ds.batch(local_batch_size, drop_remainder=True)
@@ -96,8 +117,6 @@ class StreamingBatches:
 
     def __init__(self, corpus, tokenizer, settings: StreamSettings, *, process_index: int = 0, process_count: int = 1,
                  repeat_share: float = 0.0, repeat_length: int = 64, split: str = "train"):
-        from lexi.data.shards import process_shards
-
         s = settings
         if s.seq_len < 1 or s.global_batch_size < 1:
             raise UserError(f"seq_len ({s.seq_len}) and batch size ({s.global_batch_size}) must be positive")
@@ -114,9 +133,8 @@ class StreamingBatches:
         self.repeat_share, self.repeat_length = repeat_share, repeat_length
         self.local_batch_size = s.global_batch_size // process_count
         self._row0 = process_index * self.local_batch_size
-        self.shards = process_shards(corpus, split, process_index, process_count)
-        what = f"the {split} split of corpus {corpus.name!r} for process {process_index} of {process_count}"
-        self._rows = rows_dataset(self.shards, tokenizer, s, self.local_batch_size, process_index, what)
+        groups, self.shard_names = document_groups(corpus, split, s, process_index, process_count)
+        self._rows = rows_dataset(groups, tokenizer, s, self.local_batch_size, process_index)
         self._it = iter(self._rows)
         self._next_step = 0
         self._states: dict[int, Any] = {0: self._it.get_state()}
@@ -154,7 +172,7 @@ class StreamingBatches:
 
     def _identity(self) -> dict:
         return {"format": STATE_FORMAT, "process_index": self.process_index, "process_count": self.process_count,
-                **dataclasses.asdict(self.settings), "shards": _digest([Path(sh.name).name for sh in self.shards])}
+                **dataclasses.asdict(self.settings), "shards": _digest(self.shard_names)}
 
     def state_at(self, step: int) -> dict:
         """What `restore` needs to continue with step `step`: the iterator state after step - 1."""
@@ -188,13 +206,22 @@ def validation_tokens(corpus, tokenizer, max_documents: int, seq_len: Optional[i
     split, the files up to the last of them), and never the train split's tokens."""
     if max_documents < 1:
         raise UserError(f"config.data.streaming_validation_documents must be >= 1, got {max_documents}")
+    return head_tokens(corpus, tokenizer, "validation", max_documents, seq_len=seq_len)
+
+
+def head_tokens(corpus, tokenizer, split: str, max_documents: int, *, seq_len: Optional[int] = None,
+                max_tokens: Optional[int] = None) -> np.ndarray:
+    """int32[N] in memory: bos + ids of the first `max_documents` documents of `split` in the corpus'
+    order (stopping early once `max_tokens` are read), the layout of the cached stream. Reads no
+    further than those documents: a bounded sample for what needs a few million tokens of a split
+    (validation, eval's probe pools), never the whole split."""
     from lexi.data.stream_packing import EncodeDocuments
 
     encode = EncodeDocuments(tokenizer)
-    docs = corpus.documents("validation")
-    chunks, n = [], 0
+    docs = corpus.documents(split)
+    chunks, n, n_tokens = [], 0, 0
     try:
-        while n < max_documents:
+        while n < max_documents and (max_tokens is None or n_tokens < max_tokens):
             group = list(itertools.islice(docs, min(_ENCODE_GROUP, max_documents - n)))
             if not group:
                 break
@@ -202,14 +229,24 @@ def validation_tokens(corpus, tokenizer, max_documents: int, seq_len: Optional[i
             try:
                 chunks.append(encode(group))
             except UserError as e:  # a tokenizer that refuses text it cannot represent (corpus_chars)
-                raise UserError(f"the validation split of corpus {corpus.name!r}: {e}") from None
+                raise UserError(f"the {split} split of corpus {corpus.name!r}: {e}") from None
+            n_tokens += len(chunks[-1])
     finally:
         getattr(docs, "close", lambda: None)()  # stop reading: closes the file being read
     tokens = np.concatenate(chunks) if chunks else np.zeros(0, np.int32)
     if seq_len is not None:
-        check_length(len(tokens), seq_len, f"the validation split of corpus {corpus.name!r} "
-                                           f"(its first {max_documents} documents)")
+        check_length(len(tokens), seq_len, f"the {split} split of corpus {corpus.name!r} "
+                                           f"(its first {n} documents)")
     return tokens
+
+
+def head_documents(corpus, split: str, max_documents: int) -> list[str]:
+    """The first `max_documents` documents of `split` in the corpus' order, reading no further."""
+    docs = corpus.documents(split)
+    try:
+        return list(itertools.islice(docs, max_documents))
+    finally:
+        getattr(docs, "close", lambda: None)()
 
 
 def streaming_data(cfg, corpus, tokenizer, process_index: int, process_count: int):

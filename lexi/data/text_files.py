@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import logging
 import os
 import warnings
 import zlib
@@ -19,6 +20,7 @@ from typing import Any, Iterator
 from lexi.data.corpora import HashSplitCorpus, decode_utf8
 from lexi.errors import UserError
 
+log = logging.getLogger("lexi")
 _GLOB_CHARS = set("*?[")
 # what a damaged or truncated gzip file raises while it is read
 GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
@@ -60,6 +62,32 @@ def json_text(path: Path, n: int, line: str, text_field: str) -> str:
     return text
 
 
+class BadLines:
+    """What a .jsonl line that is not an object with a string `text_field` does: stop the run with its
+    message (the default), or, with config.data.streaming_skip_bad_lines, be skipped with a warning
+    that carries a running count (the first 10, then every 1,000th; a line read again in a later
+    epoch counts again), so a few broken lines in a large scraped corpus do not stop a long run.
+    One per corpus, shared by its files."""
+
+    WARN_FIRST, WARN_EVERY = 10, 1000
+
+    def __init__(self, skip: bool = False):
+        self.skip, self.count = bool(skip), 0
+
+    def handle(self, err: UserError) -> None:
+        if not self.skip:
+            raise err
+        self.count += 1
+        if self.count <= self.WARN_FIRST or self.count % self.WARN_EVERY == 0:
+            log.warning("skipped a bad line (%d so far, config.data.streaming_skip_bad_lines=True): %s",
+                        self.count, err)
+
+    def all_bad(self, path: Path, lines: int) -> UserError:
+        """The error for a file whose every line was skipped: a wrong text_field more likely than bad data."""
+        return UserError(f"{path}: all {lines} line(s) are bad and were skipped; check config.data.text_field "
+                         "and the file's format")
+
+
 def expand_files(patterns: str) -> list[Path]:
     """Comma-separated globs (`**` recursive) -> sorted unique files, or a UserError."""
     pats = [p.strip() for p in patterns.split(",") if p.strip()]
@@ -86,9 +114,10 @@ class TextFiles(HashSplitCorpus):
 
     name = "text_files"
 
-    def __init__(self, patterns: str, text_field: str = "text", **kw):
+    def __init__(self, patterns: str, text_field: str = "text", skip_bad_lines: bool = False, **kw):
         super().__init__(**kw)
         self.text_field = text_field
+        self.bad_lines = BadLines(skip_bad_lines)
         self.files = expand_files(patterns)
         self.replaced_count = 0  # invalid UTF-8 sequences replaced in the last full pass
 
@@ -112,7 +141,7 @@ class TextFiles(HashSplitCorpus):
         yield text
 
     def _jsonl(self, path: Path) -> Iterator[str]:
-        n_docs, bad_total, n = 0, 0, 0
+        n_docs, bad_total, n, skipped = 0, 0, 0, 0
         with open_binary(path) as f:
             try:
                 for n, raw in enumerate(f, 1):
@@ -120,7 +149,12 @@ class TextFiles(HashSplitCorpus):
                     bad_total += bad
                     if not line.strip():
                         continue
-                    text = json_text(path, n, line, self.text_field)
+                    try:
+                        text = json_text(path, n, line, self.text_field)
+                    except UserError as e:
+                        self.bad_lines.handle(e)
+                        skipped += 1
+                        continue
                     n_docs += 1
                     if text:
                         yield text
@@ -128,6 +162,8 @@ class TextFiles(HashSplitCorpus):
                 raise damaged(path, e, n) from e
         self._replaced(path, bad_total)
         if n_docs == 0:
+            if skipped:
+                raise self.bad_lines.all_bad(path, skipped)
             raise UserError(f"{path} is empty (no JSON lines); remove it or fix config.data.files")
 
     def _content_id(self) -> Any:

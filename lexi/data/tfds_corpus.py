@@ -75,18 +75,25 @@ class TFDSCorpus(Corpus):
         except Exception as e:
             raise self._unavailable(f"{type(e).__name__}: {e}") from e
 
-    def documents(self, split: str) -> Iterator[str]:
+    def records(self, split: str) -> tuple[Any, int]:
+        """(the split's random-access data source, how many of its first records are read): what the
+        streaming pipeline indexes (lexi/data/tfds_source.py) instead of reading the split in order."""
         src = self._source(self.split_name(split))
         total = len(src) if not self.max_documents else min(len(src), self.max_documents)
         if total == 0:
             raise UserError(f"the {split} split of {self.name} is empty")
+        return src, total
+
+    def documents(self, split: str) -> Iterator[str]:
+        src, total = self.records(split)
         get_many = getattr(src, "__getitems__", None)
         for lo in range(0, total, _READ_BATCH):
             keys = list(range(lo, min(lo + _READ_BATCH, total)))
             for ex in (get_many(keys) if get_many else [src[k] for k in keys]):
-                yield self._text(ex)
+                yield self.text(ex)
 
-    def _text(self, ex: Any) -> str:
+    def text(self, ex: Any) -> str:
+        """The document of one record (its `text_field` feature, decoded)."""
         if not isinstance(ex, dict) or self.text_field not in ex:
             have = sorted(ex) if isinstance(ex, dict) else type(ex).__name__
             raise UserError(f"TFDS dataset {self.dataset!r} has no feature {self.text_field!r} (it has {have}); "

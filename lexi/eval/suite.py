@@ -15,6 +15,11 @@ from lexi.eval import report
 log = logging.getLogger("lexi")
 SUITES = ("perplexity", "cipher", "reasoning", "mc")
 DEFAULT_SUITES = ("perplexity", "cipher", "reasoning")  # "mc" needs a questions file
+# input_pipeline=streaming: the cipher probe pool and the reasoning symbols' frequencies come from the
+# train split's first EVAL_TRAIN_DOCUMENTS documents, read up to EVAL_TRAIN_TOKENS tokens (what the
+# reasoning counts read of a cached stream at most), instead of a cached stream of the whole split
+EVAL_TRAIN_DOCUMENTS = 10_000
+EVAL_TRAIN_TOKENS = 5_000_000
 
 
 def _text_file_tokens(path: Path, tokenizer) -> np.ndarray:
@@ -26,18 +31,40 @@ def _text_file_tokens(path: Path, tokenizer) -> np.ndarray:
     return np.asarray([tokenizer.bos_id] + tokenizer.encode(text), np.int32)
 
 
+def _split_tokens(cfg, data_cfg, split: str, tok) -> np.ndarray:
+    """int32[N]: the split's token stream as training saw it. The cached pipeline's .npy (built if
+    missing); with input_pipeline=streaming a bounded head read in memory and nothing written:
+    validation's first data.streaming_validation_documents documents, as training validated on, and
+    the train split's first EVAL_TRAIN_DOCUMENTS documents (at most ~EVAL_TRAIN_TOKENS tokens)."""
+    from lexi.data.corpora import get_corpus
+    from lexi.train.setup_run import cache_dir
+
+    seq_len = cfg.data.seq_len
+    if cfg.data.get("input_pipeline", "cached") != "streaming":
+        from lexi.data.pipeline import build_token_stream
+
+        return build_token_stream(get_corpus(data_cfg), split, tok, cache_dir(cfg),
+                                  seq_len=seq_len if split == "validation" else None)
+    from lexi.data import streaming
+
+    if split == "validation":
+        return streaming.validation_tokens(get_corpus(data_cfg), tok,
+                                           int(cfg.data.get("streaming_validation_documents", 2000)), seq_len=seq_len)
+    return streaming.head_tokens(get_corpus(data_cfg), tok, split, EVAL_TRAIN_DOCUMENTS, seq_len=seq_len,
+                                 max_tokens=EVAL_TRAIN_TOKENS)
+
+
 def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_file: Optional[Path] = None,
               examples: int = 1000, seed: int = 0, num_sequences: int = 100, probe_steps: int = 1000,
               probe_pool: int = 512, out_dir: Optional[Path] = None, mc_file: Optional[Path] = None,
               reasoning_offset: int = 0, lookup_pairs: Sequence[int] = (4, 16), induction_length: int = 32,
               task_params: Optional[dict] = None, corpus: Optional[str] = None) -> dict:
     """`corpus` scores another corpus' validation split than the run's (e.g. `kjv` for a run trained on
-    a mixture); the cipher probes and the reasoning symbols still come from the run's own train split."""
-    from lexi.data.corpora import get_corpus
-    from lexi.data.pipeline import build_token_stream, eval_windows
+    a mixture); the cipher probes and the reasoning symbols still come from the run's own train split.
+    A run with input_pipeline=streaming writes no token stream here either (`_split_tokens`)."""
+    from lexi.data.pipeline import eval_windows
     from lexi.eval import decipher, mc, perplexity, reasoning
     from lexi.inference import load_for_inference
-    from lexi.train.setup_run import cache_dir
 
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
@@ -50,12 +77,12 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
     seq_len = cfg.data.seq_len
     if corpus and text_file:
         raise UserError("give --corpus or --text-file, not both: each replaces the validation split")
-    train_tokens = build_token_stream(get_corpus(cfg.data), "train", tok, cache_dir(cfg))
     val_data = cfg.data.copy_and_resolve_references()
     if corpus:
         val_data.corpus, val_data.mixture = corpus, ""
+    train_tokens = _split_tokens(cfg, cfg.data, "train", tok) if {"cipher", "reasoning"} & set(suites) else None
     val_tokens = _text_file_tokens(Path(text_file), tok) if text_file else \
-        build_token_stream(get_corpus(val_data), "validation", tok, cache_dir(cfg), seq_len=seq_len)
+        _split_tokens(cfg, val_data, "validation", tok)
     if len(val_tokens) < seq_len + 1:
         raise UserError(f"the evaluation text has {len(val_tokens)} tokens, fewer than one sequence of {seq_len + 1}")
     windows = {k: np.asarray(v) for k, v in
