@@ -159,7 +159,12 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
 
     train_step, evaluate_fn = task.compile(run, val)
     rng = jax.random.key(cfg.seed)
-    evaluate = lambda state: evaluate_fn(state, rng)
+
+    def evaluate(state) -> dict:
+        """{"val_loss": ...} and any further validation figures the task reports (ZeTT: one per
+        fixed target tokenizer, lexi/zett/validation.py)."""
+        out = evaluate_fn(state, rng)
+        return dict(out) if isinstance(out, dict) else {"val_loss": out}
 
     backbone = run.model.backbone
     flops_tok = task.flops_per_token(run)
@@ -241,12 +246,12 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
                         if k not in last and k not in ("tokens", "finite"):
                             last[k] = float(np.mean([m[k] for m in good]))
                     if is_eval:
-                        last["val_loss"] = evaluate(state)
+                        last.update(evaluate(state))
                     writer.write(done, last)
                     _update_progress(pbar, done, last)
                     t_interval, steps_interval = time.perf_counter(), 0
             elif is_eval:
-                writer.write(done, {"val_loss": evaluate(state)})
+                writer.write(done, evaluate(state))
             _maybe_kill(kill_point, done, "step")
             if is_ckpt:
                 save(done)

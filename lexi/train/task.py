@@ -20,9 +20,10 @@ from lexi.model.lm import model_variables
 from lexi.train import flops as flops_lib
 from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, compile_steps, init_state
 
-# step(state, this process's batch, rng) -> (state, metrics); evaluate(state, rng) -> validation loss
+# step(state, this process's batch, rng) -> (state, metrics); evaluate(state, rng) -> validation loss,
+# or a dict of validation figures holding "val_loss" (ZeTT adds one per fixed target tokenizer)
 StepFn = Callable[[Any, dict, jax.Array], tuple[Any, dict]]
-EvalFn = Callable[[Any, jax.Array], float]
+EvalFn = Callable[[Any, jax.Array], float | dict]
 
 
 class Task:

@@ -49,20 +49,35 @@ def total_nll(model, variables, windows: dict, ctx=None, batch_size: int = 16) -
     return float((nll * mask).sum()), int(mask.sum())
 
 
+def _total_bytes(docs: Sequence[str]) -> int:
+    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
+    if n_bytes == 0:
+        raise UserError("the evaluation text is empty")
+    return n_bytes
+
+
+def run_bits_per_byte(workdir: str | Path, docs: Sequence[str], *, seq_len: int,
+                      batch_size: int = 16) -> tuple[float, int]:
+    """(bits per byte, tokens scored) of a language-model run's newest checkpoint on `docs`
+    with its own tokenizer: the "original" row for the base, and any moved run after
+    continued training (benchmarks/zett_transfer_train.py), scored by the same code."""
+    from lexi.inference import load_for_inference
+
+    n_bytes = _total_bytes(docs)
+    loaded = load_for_inference(Path(workdir))
+    win = document_windows(loaded.tokenizer, docs, seq_len)
+    nll, n_tokens = total_nll(loaded.model, loaded.variables, win, batch_size=batch_size)
+    return nll / math.log(2) / n_bytes, n_tokens
+
+
 def transfer_report(trained: Trained, target, docs: Sequence[str], *, seq_len: int, seed: int = 0,
                     batch_size: int = 16, donor: Optional[Donor] = None, omp_k: int = OMP_K) -> dict:
     """Bits per byte of `docs` for the original model and every way of making target rows
     (omp only with a `donor`; tokenadapt reads the donor too when there is one)."""
-    from lexi.inference import load_for_inference
-
     base = trained.base
-    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
-    if n_bytes == 0:
-        raise UserError("the evaluation text is empty")
-    original = load_for_inference(base.workdir)
-    win = document_windows(base.tokenizer, docs, seq_len)
-    nll, n_base = total_nll(original.model, original.variables, win, batch_size=batch_size)
-    bpb = {"original": nll / math.log(2) / n_bytes}
+    n_bytes = _total_bytes(docs)
+    original, n_base = run_bits_per_byte(base.workdir, docs, seq_len=seq_len, batch_size=batch_size)
+    bpb = {"original": original}
 
     lm = LanguageModel(base.backbone, base.predicted(target.vocab_size))
     variables = {"params": {"body": base.params["body"]}}
@@ -98,22 +113,13 @@ def run_zett_eval(workdir: str | Path, tokenizer_spec: str, *, text_file: Option
     """`lexi zett eval`: the report for one target tokenizer, written to RUN/eval/zett_<name>.json.
     `donor`: a run directory whose tokenizer is the target (adds omp)."""
     from lexi import tokenizers
-    from lexi.data.corpora import get_corpus
 
     if omp_k < 1:
         raise UserError(f"--omp-k must be at least 1 (anchors per new token), got {omp_k}")
     trained = load_trained(workdir)
     target = tokenizers.load(tokenizer_spec)
     loaded = load_donor(donor, target) if donor else None
-    if text_file:
-        path = Path(text_file)
-        if not path.is_file():
-            raise UserError(f"--text-file {text_file} does not exist")
-        docs = [d for d in path.read_text(encoding="utf-8", errors="replace").split("\n\n") if d.strip()]
-    else:
-        docs = list(get_corpus(trained.run.cfg.data).documents("validation"))
-    if max_documents:
-        docs = docs[:max_documents]
+    docs = evaluation_documents(trained.run.cfg.data, text_file, max_documents)
     report = transfer_report(trained, target, docs, seq_len=int(trained.run.cfg.data.seq_len), seed=seed,
                              donor=loaded, omp_k=omp_k)
     report.update(tokenizer=str(tokenizer_spec), text=text_file or f"{trained.run.cfg.data.corpus} validation")
@@ -122,6 +128,22 @@ def run_zett_eval(workdir: str | Path, tokenizer_spec: str, *, text_file: Option
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report, out
+
+
+def evaluation_documents(data_cfg, text_file: Optional[str] = None, max_documents: int = 0) -> list[str]:
+    """What `lexi zett eval` scores: the blank-line-separated documents of `text_file`, else the
+    validation split of `data_cfg`'s corpus; the first `max_documents` (0: all). One function, so
+    benchmarks/zett_transfer_train.py scores a moved and trained model on exactly this text."""
+    from lexi.data.corpora import get_corpus
+
+    if text_file:
+        path = Path(text_file)
+        if not path.is_file():
+            raise UserError(f"--text-file {text_file} does not exist")
+        docs = [d for d in path.read_text(encoding="utf-8", errors="replace").split("\n\n") if d.strip()]
+    else:
+        docs = list(get_corpus(data_cfg).documents("validation"))
+    return docs[:max_documents] if max_documents else docs
 
 
 def format_report(report: dict) -> str:

@@ -8,7 +8,9 @@ other whitespace (newlines, tabs, ... as Python's `\\s`), are pre-tokens of thei
 Each step scores the candidates by count x length, adds Gaussian noise to the log-score
 with a standard deviation drawn per step from a log-normal, keeps the best, and builds a
 SentencePiece Unigram model from them in memory (plus the 4 specials and 256 byte pieces)
-so every text stays encodable. The window of step s is the text of steps s-window+1 ... s.
+so every text stays encodable (lexi/zett/unigram.py). The window of step s is the text of
+steps s-window+1 ... s. A share of the steps draws a byte-like vocabulary instead: the bytes
+and a few multi-character pieces, or the bytes alone (lexi/zett/byte_like.py).
 
 Defaults: the noise scale is lognormal(mu=-0.5, sigma=1): median 0.6 in log-score units,
 within [0.22, 1.65] on two thirds of the steps and above 3 on ~5% of them. Most
@@ -37,7 +39,6 @@ A chunk of ~21k characters (batch 40) adds in 29 ms against ~470k candidates. A 
 from __future__ import annotations
 
 import collections
-import functools
 import threading
 from typing import Callable, Optional, Sequence
 
@@ -46,16 +47,15 @@ import numpy as np
 from lexi.data.packing import pack
 from lexi.errors import UserError
 from lexi.tokenizers.sentencepiece import SentencePieceTokenizer, _valid_unicode
+from lexi.zett.byte_like import ByteLike
+from lexi.zett.unigram import (BYTE_PIECES, NUM_FIXED, SPACE, SPECIALS, piece_bytes,  # noqa: F401 (re-exported)
+                               placeholder_ids, unigram_tokenizer)
 
 MAX_CHARS = 15  # longest candidate, in characters (the leading space included)
 NOISE_MU = -0.5  # the noise std is lognormal(NOISE_MU, NOISE_SIGMA), drawn once per vocabulary
 NOISE_SIGMA = 1.0
 CHAR_SHARE = 0.25  # single characters may take at most this share of the sampled pieces
 CHARS_PER_TOKEN = 4.0  # a step reads this many characters per token it needs, then more if short
-SPECIALS = (("<pad>", 3), ("<unk>", 2), ("<s>", 3), ("</s>", 3))  # (piece, proto type): ids 0..3
-NUM_FIXED = len(SPECIALS) + 256  # specials and byte pieces, before the sampled pieces
-BYTE_PIECES = tuple(f"<0x{b:02X}>" for b in range(256))
-SPACE = "\u2581"  # SentencePiece's stand-in for " "
 _PRIME = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial substring hash
 
 
@@ -244,16 +244,20 @@ def _merged(old_values: np.ndarray, old_mask: np.ndarray, dest: np.ndarray, new_
 
 
 def sample_vocabulary(counts: SubstringCounts, rng: np.random.Generator, size: int, *,
-                      noise_mu: float = NOISE_MU, noise_sigma: float = NOISE_SIGMA) -> list[tuple[str, float]]:
+                      noise_mu: float = NOISE_MU, noise_sigma: float = NOISE_SIGMA,
+                      single_chars: bool = True) -> list[tuple[str, float]]:
     """`size - 260` pieces (fewer if the window has fewer candidates), best first, each
     with its unigram log-probability: log-softmax of the noisy log(count x length).
 
     Characters of the window are kept first (up to CHAR_SHARE of the budget, by count);
-    the rest go by noisy score. The 4 specials and 256 bytes are not in the list:
-    `unigram_tokenizer` adds them. Deterministic in `rng` and the window's content.
+    the rest go by noisy score. `single_chars=False` keeps no single character, so every
+    character outside the chosen pieces is written as its UTF-8 byte pieces (a byte-like
+    vocabulary, lexi/zett/byte_like.py); size 260 then gives no pieces at all. The 4
+    specials and 256 bytes are not in the list: `unigram_tokenizer` adds them.
+    Deterministic in `rng` and the window's content.
     """
     budget = size - NUM_FIXED
-    if budget < 1:
+    if budget < (1 if single_chars else 0):
         raise UserError(f"the sampled vocabulary size ({size}) must exceed the {NUM_FIXED} specials and byte "
                         f"pieces; use at least {NUM_FIXED + 1}")
     scale = rng.lognormal(noise_mu, noise_sigma)
@@ -261,7 +265,11 @@ def sample_vocabulary(counts: SubstringCounts, rng: np.random.Generator, size: i
     noise = rng.standard_normal(len(rows), dtype=np.float32)
     score = np.log((count * length).astype(np.float32)) + np.float32(scale) * noise  # float32: 4x faster
     chars = np.flatnonzero(length == 1)
-    if len(chars) > int(budget * CHAR_SHARE):
+    if not single_chars:
+        score[chars] = -np.inf
+        chars = chars[:0]
+        budget = min(budget, int(np.count_nonzero(length > 1)))
+    elif len(chars) > int(budget * CHAR_SHARE):
         chars = chars[_top(count[chars].astype(np.float32), int(budget * CHAR_SHARE))]
     others = score.copy()
     others[chars] = -np.inf
@@ -283,123 +291,6 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
     return np.sort(np.argpartition(-values, k - 1)[:k])
 
 
-# --------------------------------------------------------- the tokenizer
-
-
-def unigram_tokenizer(pieces_with_scores: Sequence[tuple[str, float]]) -> SentencePieceTokenizer:
-    """A SentencePiece Unigram model built in memory: pad 0, unk 1, bos 2, eos 3, the 256
-    byte pieces, then `pieces_with_scores` (text with real spaces; log-probabilities).
-
-    Settings match lexi's trained models (identity normalisation, whitespace kept, byte
-    fallback), except add_dummy_prefix is off: the text is encoded exactly as written, so
-    a document's first word is the "the" candidate, not " the", and decoding gives back
-    the text byte for byte (lossless as lexi's SentencePiece docstring describes).
-    """
-    raw, scores = _checked(pieces_with_scores)
-    body = _pieces_wire(raw, scores)
-    if body is None:  # a piece too long for the vectorised writer: let protobuf write them
-        from sentencepiece import sentencepiece_model_pb2 as pb
-
-        m = pb.ModelProto()
-        m.pieces.extend([pb.ModelProto.SentencePiece(piece=p.replace(" ", SPACE), score=s)
-                         for p, s in zip(raw, scores.tolist())])
-        body = m.SerializeToString()
-    longest = max(16, max(map(len, raw), default=0))
-    return SentencePieceTokenizer(_head() + body + _tail(NUM_FIXED + len(raw), longest))
-
-
-@functools.lru_cache(maxsize=1)
-def _head() -> bytes:
-    """The serialized start of every sampled model: the specials and the byte pieces."""
-    from sentencepiece import sentencepiece_model_pb2 as pb
-
-    m = pb.ModelProto()
-    piece = pb.ModelProto.SentencePiece
-    m.pieces.extend([piece(piece=p, score=0.0, type=k) for p, k in SPECIALS])
-    m.pieces.extend([piece(piece=p, score=0.0, type=piece.BYTE) for p in BYTE_PIECES])
-    return m.SerializeToString()
-
-
-def _tail(vocab_size: int, longest: int) -> bytes:
-    """The serialized trainer and normalizer specs. Protobuf writes fields in number order
-    (pieces first) and concatenated messages merge, so head + pieces + tail is one model."""
-    from sentencepiece import sentencepiece_model_pb2 as pb
-
-    m = pb.ModelProto()
-    t = m.trainer_spec
-    t.model_type, t.vocab_size, t.byte_fallback = pb.TrainerSpec.UNIGRAM, vocab_size, True
-    t.pad_id, t.unk_id, t.bos_id, t.eos_id = 0, 1, 2, 3
-    t.character_coverage, t.allow_whitespace_only_pieces, t.hard_vocab_limit = 1.0, True, False
-    t.max_sentencepiece_length = longest
-    n = m.normalizer_spec
-    n.name, n.add_dummy_prefix, n.remove_extra_whitespaces, n.escape_whitespaces = "identity", False, False, True
-    return m.SerializeToString()
-
-
-def _pieces_wire(raw: Sequence[str], scores: np.ndarray) -> Optional[bytes]:
-    """ModelProto `pieces` entries (NORMAL: piece and score) in protobuf's wire format,
-    written with numpy: protobuf objects cost ~1.5 us a piece, 50 ms at 32k pieces. None
-    if a piece has over 120 bytes (its lengths would need two-byte varints)."""
-    data = "".join(raw).replace(" ", SPACE).encode("utf-8")
-    nbytes = _utf8_lengths(raw, space_bytes=len(SPACE.encode()))
-    if len(raw) and nbytes.max() > 120:
-        return None
-    size = nbytes + 9  # 0x0A len | 0x0A len piece | 0x15 float32
-    start = np.cumsum(size) - size
-    out = np.empty(int(size.sum()), np.uint8)
-    out[start], out[start + 1], out[start + 2], out[start + 3] = 0x0A, nbytes + 7, 0x0A, nbytes
-    first = np.cumsum(nbytes) - nbytes  # of each piece in `data`
-    out[np.repeat(start + 4 - first, nbytes) + np.arange(len(data))] = np.frombuffer(data, np.uint8)
-    out[start + 4 + nbytes] = 0x15
-    out[(start + 5 + nbytes)[:, None] + np.arange(4)] = scores.astype("<f4").view(np.uint8).reshape(-1, 4)
-    return out.tobytes()
-
-
-def _utf8_lengths(strings: Sequence[str], space_bytes: int = 1) -> np.ndarray:
-    """int64[n]: UTF-8 bytes of each string (a space counting `space_bytes`), vectorised."""
-    chars = np.fromiter(map(len, strings), np.int64, len(strings))
-    codes = np.frombuffer("".join(strings).encode("utf-32-le", "surrogatepass"), np.uint32)
-    per_char = 1 + (codes >= 0x80).astype(np.int64) + (codes >= 0x800) + (codes >= 0x10000)
-    per_char[codes == 32] = space_bytes
-    total = np.concatenate([[0], np.cumsum(per_char)])
-    end = np.cumsum(chars)
-    return total[end] - total[end - chars]
-
-
-_FIXED_NAMES = frozenset([p for p, _ in SPECIALS] + list(BYTE_PIECES))
-
-
-def _checked(pieces_with_scores: Sequence[tuple[str, float]]) -> tuple[list[str], np.ndarray]:
-    """(pieces, float64 scores), refusing what would break the model: pieces must be
-    distinct as SentencePiece spells them (" " -> U+2581), non-empty, valid Unicode and
-    not a special or byte piece's name; scores finite."""
-    raw = [str(p) for p, _ in pieces_with_scores]
-    if not raw:
-        raise UserError("a Unigram model needs at least one piece besides the specials and bytes; the sampled "
-                        "vocabulary is empty (is there any training text?)")
-    scores = np.array([s for _, s in pieces_with_scores], dtype=np.float64)
-    joined = "".join(raw)
-    spelled = {p.replace(" ", SPACE) for p in raw} if SPACE in joined else set(raw)
-    if (len(spelled) == len(raw) and "" not in spelled and spelled.isdisjoint(_FIXED_NAMES)
-            and np.isfinite(scores).all() and (joined.isascii() or _valid_unicode(joined) == joined)):
-        return raw, scores
-    seen: set[str] = set()
-    for p, score in zip(raw, scores.tolist()):
-        q = p.replace(" ", SPACE)
-        if not q or q in _FIXED_NAMES or q in seen or _valid_unicode(q) != q or not np.isfinite(score):
-            raise UserError(f"cannot build a Unigram model with the piece {p!r} (score {score}): pieces must be "
-                            "distinct non-empty valid text, not a special or byte piece's name, with a finite score")
-        seen.add(q)
-    return raw, scores
-
-
-def piece_bytes(pieces_with_scores: Sequence[tuple[str, float]]) -> np.ndarray:
-    """int64[V] of `unigram_tokenizer(pieces_with_scores)`: UTF-8 bytes each id stands for
-    (specials 0, byte pieces 1), so bits-per-byte needs no decoding."""
-    sampled = _utf8_lengths([p for p, _ in pieces_with_scores])
-    return np.concatenate([np.zeros(len(SPECIALS), np.int64), np.ones(256, np.int64), sampled])
-
-
 # --------------------------------------------------------------- batches
 
 
@@ -414,13 +305,17 @@ class ZettBatches:
     multiple of 128) and are the same on every process; text rows are this process's
     slice of the global batch. Sequential calls cost one window update each; any other
     step rebuilds the window from its `window` steps (cold start, same result).
+    `byte_like`: which steps get a byte-like vocabulary instead (lexi/zett/byte_like.py).
     """
 
     def __init__(self, documents: Sequence[str], base_tokenizer, *, seq_len: int, batch_size: int,
                  vocab_size: int, pieces_per_token: int = 8, window: int = 32, seed: int = 0,
                  process_index: int = 0, process_count: int = 1, noise_mu: float = NOISE_MU,
-                 noise_sigma: float = NOISE_SIGMA, decompose_fn: Optional[DecomposeFn] = None):
+                 noise_sigma: float = NOISE_SIGMA, decompose_fn: Optional[DecomposeFn] = None,
+                 byte_like: Optional[ByteLike] = None):
         _check_shapes(seq_len, batch_size, vocab_size, pieces_per_token, window, process_count)
+        self.byte_like = byte_like or ByteLike()
+        self.byte_like.check(vocab_size)
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
         self.documents = [d for d in documents if d]
@@ -483,13 +378,26 @@ class ZettBatches:
             self._step = step
         return self._counts
 
-    def pieces_at(self, step: int) -> list[tuple[str, float]]:
-        """The vocabulary sampled for `step` (the same on every process), for `unigram_tokenizer`."""
+    def vocabulary_at(self, step: int) -> tuple[list[tuple[str, float]], bool]:
+        """(the pieces sampled for `step`, whether they form a byte-like vocabulary): the same
+        on every process; `unigram_tokenizer(pieces, byte_like=...)` builds the tokenizer."""
         with self._lock:
             counts = self.counts_at(step)
+            n_pieces = self.byte_like.draw(self.seed, step)
             rng = np.random.default_rng([self.seed, step, 1])
-            return sample_vocabulary(counts, rng, self.vocab_size, noise_mu=self.noise_mu,
-                                     noise_sigma=self.noise_sigma)
+            size = self.vocab_size if n_pieces is None else NUM_FIXED + n_pieces
+            pieces = sample_vocabulary(counts, rng, size, noise_mu=self.noise_mu, noise_sigma=self.noise_sigma,
+                                       single_chars=n_pieces is None)
+            return pieces, n_pieces is not None
+
+    def pieces_at(self, step: int) -> list[tuple[str, float]]:
+        """The pieces of `vocabulary_at(step)`."""
+        return self.vocabulary_at(step)[0]
+
+    def tokenizer_at(self, step: int) -> SentencePieceTokenizer:
+        """The tokenizer step `step` trains with."""
+        pieces, byte_like = self.vocabulary_at(step)
+        return unigram_tokenizer(pieces, byte_like=byte_like)
 
     # -- the batch
 
@@ -498,10 +406,19 @@ class ZettBatches:
         tokenizer as pieces/lengths/mask/special, padded}; the same for the same step always."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        pieces = self.pieces_at(step)
-        tok = unigram_tokenizer(pieces)
+        pieces, byte_like = self.vocabulary_at(step)
+        return self.batch_with(unigram_tokenizer(pieces, byte_like=byte_like), piece_bytes(pieces), step)
+
+    def batch_with(self, tok, bytes_per_id_V: np.ndarray, step: int) -> dict:
+        """Step `step`'s text encoded with any lexi tokenizer `tok` of at most `vocab_size` ids,
+        as `batch_at` lays it out (`bytes_per_id_V`: UTF-8 bytes each id stands for). The
+        shapes are batch_at's, so a fixed validation tokenizer (lexi/zett/validation.py) runs
+        through the same compiled evaluation."""
+        if tok.vocab_size > self.padded_vocab_size:
+            raise UserError(f"a tokenizer of {tok.vocab_size} ids does not fit ZeTT's padded vocabulary of "
+                            f"{self.padded_vocab_size} ids (config.zett.vocab_size)")
         text = pack(self._rows(tok, step), tok.bos_id, tok.pad_id)
-        masked = piece_bytes(pieces)[text["targets"]] * (text["loss_mask"] > 0)
+        masked = np.asarray(bytes_per_id_V)[text["targets"]] * (text["loss_mask"] > 0)
         text["num_bytes"] = masked.sum(axis=1).astype(np.int64)
         return {"text": text, "vocab": self._vocab(tok)}
 
@@ -533,7 +450,7 @@ class ZettBatches:
         lengths_pad = np.zeros(vp, np.int32)  # padding rows stand for nothing
         lengths_pad[:v] = lengths
         special = np.zeros(vp, bool)
-        special[list(tok.special_ids) + [tok.unk_id]] = True
+        special[[*tok.special_ids, *([tok.unk_id] if tok.unk_id is not None else []), *placeholder_ids(tok)]] = True
         return {"pieces": pieces, "lengths": lengths_pad, "mask": np.arange(vp) < v, "special": special}
 
     def _default_decompose(self, tok: SentencePieceTokenizer) -> tuple[np.ndarray, np.ndarray]:

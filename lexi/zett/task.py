@@ -12,7 +12,9 @@ parameters are in the train state and the checkpoints; the base stays in its own
 directory, and resuming checks that it has not changed.
 
 Validation loss = bits per UTF-8 byte of the validation documents under `eval_batches`
-tokenizers sampled from them (fixed across steps), so it is comparable between runs.
+tokenizers sampled from them (fixed across steps), so it is comparable between runs; beside
+it, `val_bpb_byte` under the fixed `byte` target (lexi/zett/validation.py). A share of the
+training steps draws byte-like vocabularies (config.zett.byte_like_*, lexi/zett/byte_like.py).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from lexi.train.state import TrainState
 from lexi.train.step import apply_gradients, sequence_nll
 from lexi.train.task import EvalFn, StepFn, Task
 from lexi.zett.hypernet import Hypernet, HypernetConfig
+from lexi.zett.validation import SAMPLED, validation_metrics
 
 BASE_RECORD = "zett_base.json"  # which base run (and checkpoint step) the hypernetwork was trained for
 TEXT_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")
@@ -230,20 +233,34 @@ class ZettTask(Task):
 
     def data(self, cfg, run: ZettRun) -> tuple[Any, list[dict]]:
         from lexi.data.corpora import get_corpus
+        from lexi.zett.byte_like import ByteLike
         from lexi.zett.sampler import ZettBatches
+        from lexi.zett.validation import validation_batches
 
         corpus = get_corpus(cfg.data)
         z, t = cfg.zett, cfg.train
+        streaming = cfg.data.get("input_pipeline", "cached") == "streaming"
 
-        def batches(split: str, seed: int, batch_size: int):
-            return ZettBatches(list(corpus.documents(split)), run.base.tokenizer, seq_len=cfg.data.seq_len,
+        def batches(documents: list[str], seed: int, batch_size: int, byte_like=None):
+            return ZettBatches(documents, run.base.tokenizer, seq_len=cfg.data.seq_len,
                                batch_size=batch_size, vocab_size=z.vocab_size, pieces_per_token=cfg.hypernet.pieces,
                                window=z.window, seed=seed, process_index=jax.process_index(),
-                               process_count=jax.process_count(), noise_mu=z.noise_mu, noise_sigma=z.noise_sigma)
+                               process_count=jax.process_count(), noise_mu=z.noise_mu, noise_sigma=z.noise_sigma,
+                               byte_like=byte_like)
 
-        val_source = batches("validation", cfg.seed + 1_000_003, t.batch_size)
-        val = [val_source.batch_at(i) for i in range(t.eval_batches)]
-        return batches("train", cfg.seed, t.batch_size), val
+        train_like = ByteLike.from_config(z)  # training only: validation keeps ordinary sampled tokenizers
+
+        if streaming:  # bounded: the validation split's head, the train split as a rolling buffer of documents
+            from lexi.data.streaming import head_documents
+
+            val_docs = head_documents(corpus, "validation", int(cfg.data.get("streaming_validation_documents", 2000)))
+        else:
+            val_docs = list(corpus.documents("validation"))
+        val_source = batches(val_docs, cfg.seed + 1_000_003, t.batch_size)
+        val = validation_batches(val_source, t.eval_batches)  # sampled tokenizers, then the fixed targets
+        if streaming:
+            return streamed_text(cfg, corpus, lambda docs: batches(docs, cfg.seed, t.batch_size, train_like)), val
+        return batches(list(corpus.documents("train")), cfg.seed, t.batch_size, train_like), val
 
     def init_state(self, run: ZettRun, seed: int) -> TrainState:
         def make(key):
@@ -275,15 +292,17 @@ class ZettTask(Task):
             with sharding.activation_context(mesh, run.rules):
                 return jit_train(state, run.frozen, text, vocab, rng)
 
-        def evaluate(state, rng) -> float:
-            nll, total_bytes = 0.0, 0.0
+        def evaluate(state, rng) -> dict:
+            """val_loss (sampled tokenizers) and val_bpb_<target> per fixed target (validation.py)."""
+            totals: dict[str, tuple[float, float]] = {}
             for vb in val:
                 text, vocab = on_device(vb)
                 nb = sharding.global_batch({"b": np.asarray(vb["text"]["num_bytes"], np.float32)}, mesh)["b"]
                 with sharding.activation_context(mesh, run.rules):
                     out = jit_eval(state.params, run.frozen, text, vocab, nb)
-                nll, total_bytes = nll + float(out["nll"]), total_bytes + float(out["bytes"])
-            return nll / math.log(2) / max(total_bytes, 1.0)
+                nll, total_bytes = totals.get(vb.get("target", SAMPLED), (0.0, 0.0))
+                totals[vb.get("target", SAMPLED)] = (nll + float(out["nll"]), total_bytes + float(out["bytes"]))
+            return validation_metrics(totals)
 
         return step, evaluate
 
@@ -298,6 +317,25 @@ class ZettTask(Task):
         per_token = p * (per_piece + 2 * d * d * (1 if h.tied else 2)) + 2 * d * d * (1 if h.tied else 2)
         tokens = cfg.train.batch_size * cfg.data.seq_len
         return lm + 3.0 * run.vocab_size * per_token / tokens
+
+
+def streamed_text(cfg, corpus, make):
+    """input_pipeline=streaming: the train split read through the streaming source as a rolling buffer
+    of config.data.streaming_shuffle_documents documents (lexi/data/stream_blocks.py), each drawn from
+    for about one read of its text and at least config.zett.window steps. Every process reads every
+    shard: a step's vocabulary is sampled from the whole batch's text, the same on all processes."""
+    from lexi.data.shards import process_shards
+    from lexi.data.stream_blocks import DocumentBlocks
+    from lexi.data.streaming import _seed
+    from lexi.zett.sampler import CHARS_PER_TOKEN
+
+    d, t = cfg.data, cfg.train
+    return DocumentBlocks(process_shards(corpus, "train", 0, 1), make,
+                          block_documents=int(d.get("streaming_shuffle_documents", 10_000)),
+                          chars_per_step=t.batch_size * (d.seq_len + 1) * CHARS_PER_TOKEN,
+                          min_steps=int(cfg.zett.window), seed=_seed(cfg.seed, 0, 3),
+                          open_shards=int(d.get("streaming_open_files", 4)),
+                          what=f"the train split of corpus {corpus.name!r}")
 
 
 def vocab_shardings(mesh, vocab_size: int) -> dict:
