@@ -143,14 +143,17 @@ def _cmd_compile(args, overrides) -> int:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from lexi import aot
     from lexi import config as config_lib
+    from lexi.errors import UserError
 
+    if args.out and not Path(args.out).expanduser().parent.is_dir():
+        raise UserError(f"--out {args.out}: directory {Path(args.out).expanduser().parent} does not exist")
     cfg = config_lib.load_config(args.config, overrides)
     report = aot.compile_for_topology(cfg, args.topology)
     print(aot.format_report(report), file=sys.stderr)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        Path(args.out).expanduser().write_text(text + "\n")
     return 0
 
 

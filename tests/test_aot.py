@@ -22,7 +22,7 @@ def _compile(*args):
 
 
 @needs_libtpu
-def test_compile_reports_memory_and_flops_for_a_pod():
+def test_compile_reports_memory_and_flops_for_a_pod(tmp_path):
     sharded = ["--config.mesh.shape.data=1", "--config.mesh.shape.fsdp=2", "--config.mesh.shape.tensor=2"]
     p = _compile("--config", "configs/lexinvariant.py:tiny", "--topology", "v5e:2x2", *sharded)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -37,10 +37,12 @@ def test_compile_reports_memory_and_flops_for_a_pod():
     assert b["total"] >= b["params"] + b["optimizer"]
     assert r["device_memory_bytes"] == 16 << 30 and r["fits"] is True
     assert r["flops_per_step"] > 0 and r["compiled_flops_per_step"] > 0
-    # the same run on one device per axis holds the whole model per device
-    q = _compile("--config", "configs/lexinvariant.py:tiny", "--topology", "v5e:2x2")
+    # the same run on one device per axis holds the whole model per device; --out keeps the report
+    out = tmp_path / "report.json"
+    q = _compile("--config", "configs/lexinvariant.py:tiny", "--topology", "v5e:2x2", "--out", str(out))
     assert q.returncode == 0, q.stderr[-3000:]
     assert json.loads(q.stdout)["bytes_per_device"]["params"] == whole
+    assert json.loads(out.read_text()) == json.loads(q.stdout)
 
 
 @needs_libtpu
@@ -49,6 +51,8 @@ def test_compile_refuses_what_it_cannot_do():
     assert p.returncode == 2 and "expected a TPU generation and chip grid" in p.stderr
     p = _compile("--config", "configs/lexinvariant.py:tiny", "--topology", "v5e:2x2", "--config.train.batch_size=6")
     assert p.returncode == 2 and "multiple of the data-parallel devices" in p.stderr
+    p = _compile("--config", "configs/lexinvariant.py:tiny", "--topology", "v5e:2x2", "--out", "/nonexistent/r.json")
+    assert p.returncode == 2 and "--out /nonexistent/r.json: directory /nonexistent does not exist" in p.stderr
 
 
 def test_missing_libtpu_is_one_clear_message(monkeypatch):

@@ -265,3 +265,22 @@ def test_mc_choices_of_a_question_share_the_lexinvariant_draw(runs, tmp_path):
     lps = res["choice_logprobs"]
     assert len(lps) == 4 and all(lp[0] == pytest.approx(lp[1], abs=2e-4) for lp in lps)
     assert len({lp[0] for lp in lps}) > 1  # another question, another draw
+
+
+def test_mc_calibrated_accuracy_subtracts_the_choice_alone(monkeypatch):
+    """Raw log-likelihood picks the choice that is likely on its own; the calibrated score picks
+    the one the question made more likely than it is alone (and sees the bare prompts)."""
+    from lexi.eval import mc
+
+    seen = []
+
+    def fake(model, variables, tok, pairs, rows, **kw):
+        seen.append(pairs)
+        bare = pairs[0][0] in ("", "\nAnswer:")
+        return np.asarray([-9.0, -3.0] if bare else [-5.0, -4.0])
+
+    monkeypatch.setattr(mc, "_choice_logprobs", fake)
+    q = {"question": "Q", "choices": ["rare", "common"], "answer": 0, "style": "continuation"}
+    res = mc.evaluate(None, None, None, [q], seq_len=8)
+    assert res["accuracy"] == 0.0 and res["accuracy_calibrated"] == 1.0
+    assert seen == [[("Q", "rare"), ("Q", "common")], [("", "rare"), ("", "common")]]

@@ -69,15 +69,10 @@ def _windows(tokenizer, prompt: str, choice: str, seq_len: int):
     return seq, n_choice
 
 
-def evaluate(model, variables, tokenizer, questions: list[dict], *, seq_len: int, seed: int = 0,
-             batch_size: int = 16) -> dict:
-    seqs, n_choice, rows = [], [], []
-    for qi, q in enumerate(questions):
-        for choice in q["choices"]:
-            s, k = _windows(tokenizer, *_prompt_and_choice(q, choice), seq_len)
-            seqs.append(s)
-            n_choice.append(k)
-            rows.append(qi)
+def _choice_logprobs(model, variables, tokenizer, prompts_choices: list[tuple[str, str]], rows: list[int], *,
+                     seq_len: int, seed: int, batch_size: int) -> np.ndarray:
+    """float[N]: log p(choice | bos + prompt), summed over the choice's tokens, one per pair."""
+    seqs, n_choice = zip(*(_windows(tokenizer, p, c, seq_len) for p, c in prompts_choices))
     length = max(len(s) for s in seqs) - 1
     n = len(seqs)
     inputs = np.full((n, length), tokenizer.pad_id, np.int32)
@@ -91,17 +86,35 @@ def evaluate(model, variables, tokenizer, questions: list[dict], *, seq_len: int
     windows = {"inputs": inputs, "targets": targets, "segment_ids": segs,
                "positions": np.broadcast_to(np.arange(length, dtype=np.int32), (n, length)).copy(), "loss_mask": mask}
     nll = scoring.token_nll(model, variables, windows, seed=seed, batch_size=batch_size, rows=np.asarray(rows))
-    logp = -(nll * mask).sum(axis=1)
-    hits, hits_byte, per_question, i = [], [], [], 0
+    return -(nll * mask).sum(axis=1)
+
+
+def evaluate(model, variables, tokenizer, questions: list[dict], *, seq_len: int, seed: int = 0,
+             batch_size: int = 16) -> dict:
+    """Accuracy by the choice's log-probability, per byte, and calibrated: log p(choice | question)
+    - log p(choice | the prompt without its question), which removes how likely a choice is on its
+    own (Holtzman et al. 2021's domain-conditional PMI). A weak model ranks cloze choices mostly by
+    their own likelihood, so only the calibrated score asks whether it used the question."""
+    pairs, bare, rows = [], [], []
+    for qi, q in enumerate(questions):
+        for choice in q["choices"]:
+            pairs.append(_prompt_and_choice(q, choice))
+            bare.append(_prompt_and_choice(dict(q, question=""), choice))
+            rows.append(qi)  # every choice of a question, with or without it, shares one evaluation context
+    kw = dict(seq_len=seq_len, seed=seed, batch_size=batch_size)
+    logp = _choice_logprobs(model, variables, tokenizer, pairs, rows, **kw)
+    logp_bare = _choice_logprobs(model, variables, tokenizer, bare, rows, **kw)
+    hits, hits_byte, hits_cal, per_question, i = [], [], [], [], 0
     for q in questions:
         k = len(q["choices"])
-        lp = logp[i:i + k]
+        lp, lp_bare = logp[i:i + k], logp_bare[i:i + k]
         per_question.append([round(float(v), 4) for v in lp])
         nbytes = np.array([len(_prompt_and_choice(q, c)[1].encode("utf-8")) for c in q["choices"]], np.float64)
         hits.append(int(np.argmax(lp)) == q["answer"])
         hits_byte.append(int(np.argmax(lp / nbytes)) == q["answer"])
+        hits_cal.append(int(np.argmax(lp - lp_bare)) == q["answer"])
         i += k
     return {"accuracy": float(np.mean(hits)), "accuracy_per_byte": float(np.mean(hits_byte)),
-            "num_questions": len(questions),
+            "accuracy_calibrated": float(np.mean(hits_cal)), "num_questions": len(questions),
             "chance": float(np.mean([1.0 / len(q["choices"]) for q in questions])),
             "choice_logprobs": per_question}

@@ -192,6 +192,8 @@ def summary_rows(res: dict) -> dict[str, float]:
     if m:
         row["multiple choice, log-likelihood"] = m["accuracy"]
         row["multiple choice, per byte"] = m["accuracy_per_byte"]
+        if "accuracy_calibrated" in m:
+            row["multiple choice, calibrated (minus the choice alone)"] = m["accuracy_calibrated"]
         row["multiple choice, chance"] = m["chance"]
     return row
 
