@@ -153,8 +153,20 @@ def test_glyph_source_trains_with_the_rendered_table(tmp_path, cache_dir):
     cfg.embedding = {"kind": "frozen", "source": "glyph", "cell_px": 32}
     train(cfg, tmp_path / "run")
     loaded = load_for_inference(tmp_path / "run")
+    table = np.asarray(loaded.constants["embedding"]["table"])
     expect = fit_width(glyph_table(loaded.tokenizer, 32, cache_dir), cfg.model.d_model, principal=True)
-    np.testing.assert_array_equal(np.asarray(loaded.constants["embedding"]["table"]), expect)
+    np.testing.assert_array_equal(table, expect)
+    # Independent of that code: the rows are pictures. In Unifont, O looks most like Q, l like i, 1
+    # or I, and . like , (random codes, a transposed table or a wrong font fail this).
+    unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+    tok = loaded.tokenizer
+    printable = [chr(c) for c in range(33, 127)]
+
+    def nearest(c):
+        i = tok.encode(c)[0]
+        return max((d for d in printable if d != c), key=lambda d: float(unit[i] @ unit[tok.encode(d)[0]]))
+
+    assert nearest("O") == "Q" and nearest("l") in "i1I" and nearest(".") == ","
 
 
 def test_glyph_config_variants_differ_only_in_the_input_table():
