@@ -38,12 +38,14 @@ readout, validation nats/token, whitened glyphs / trainable / binary: KJV 5.541 
   small   lexi train --config configs/glyph.py:small --workdir runs/glyph_small
           lexi's small backbone cut to what a 2-core CPU trains six times in a session:
           4 layers, width 128, context 128, batch 16, 200 steps (410k tokens), with 8,000
-          n-grams learned on the corpus (3.0 characters per token on KJV). Two runs at a
-          time, each pinned to one core: 17.8-20.1 min each, with the full 65,536-way readout
-          (readout_ids=all; small now reads out over the training split's ids, not yet
-          rerun). Validation loss (nats/token),
-          glyph / trainable / binary: KJV 6.477 / 6.082 / 6.223, python_code 6.770 / 6.643
-          / 6.733 (README, "Frozen glyph inputs vs their controls").
+          n-grams learned on the corpus (3.0 characters per token on KJV). One run per core,
+          two at a time: 3.6-8 min each (tests sharing the machine). Validation loss
+          (nats/token), glyph (leading PCA) / glyph (--config.embedding.projection=
+          pca_used_whitened) / trainable / binary: KJV 6.042 / 5.541 / 5.680 / 5.770,
+          python_code 6.436 / 6.132 / 6.316 / 6.408. With --config.train.steps=800 (1.64M
+          tokens, 24-42 min each), whitened glyphs / trainable / binary: KJV 4.169 / 4.253 /
+          4.319, python_code 4.872 / 5.212 / 5.371 (README, "Frozen glyph inputs vs their
+          controls").
   paper   the paper's model: d_model 1024 (= the 32 px table, used as it is), 16 layers,
           32 heads, RoPE, GELU MLP 4x, context 1024, untied trainable head over every id
           (readout_ids=all). Not run here.
