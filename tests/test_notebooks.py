@@ -100,7 +100,7 @@ def _check_04(s):
 
 def _check_05(s):
     for target, r in s["targets"].items():
-        assert set(r["bits_per_byte"]) == {"original", "hypernet", "fvt", "lexical", "random"}
+        assert set(r["bits_per_byte"]) == {"original", "hypernet", "fvt", "lexical", "random", "tokenadapt"}
         assert _finite(*r["bits_per_byte"].values()) and all(v > 0 for v in r["bits_per_byte"].values())
     assert s["targets"]["byte"]["tokens_per_byte"] == pytest.approx(1.0, abs=0.01)
     assert s["hypernet_rows"] == s["target_vocab_size"] == s["targets"]["bpe"]["vocab_size"]  # a row per BPE id

@@ -14,7 +14,7 @@
 # 2. train a tiny hypernetwork for it on randomly sampled tokenizers,
 # 3. train a new target tokenizer (SentencePiece BPE) and take a byte-level one,
 # 4. compare bits per byte of held-out text: the original model, the hypernetwork's rows and
-#    three baselines (FVT, lexical copy, random rows),
+#    four baselines (FVT, lexical copy, random rows, TokenAdapt),
 # 5. write the transferred model as an ordinary lexi run directory and evaluate it.
 #
 # Bits per byte do not depend on the tokenizer, which is what makes the comparison fair.
@@ -105,7 +105,9 @@ for name, t in {"base": base_tok, **{n: tokenizers.load(s) for n, s in TARGETS.i
 # validation chapters with the original model and tokenizer, then with the frozen base behind
 # rows for the target tokenizer from the hypernetwork and from each baseline:
 # **FVT** (the mean of the base rows of a token's pieces), **lexical** (the base row of a base
-# token with the same bytes, else FVT) and **random** rows.
+# token with the same bytes, else FVT), **random** rows and **TokenAdapt** (its pieces, weighted
+# by similarity and length, mixed with its nearest base tokens). OMP, the fifth method, needs a
+# donor model that already has the target tokenizer (`donor=RUN`), so it is left out here.
 
 # %%
 from lexi.zett.evaluate import format_report, run_zett_eval
