@@ -40,3 +40,27 @@ class CharTok:
 
     def decode(self, ids):
         return "".join(chr(i) for i in ids)
+
+
+def two_steps_counting_compiles(step, state, batch_a, batch_b, rng):
+    """(state, metrics of the second step, backend compiles at the first step, at both): what
+    "the step compiles once" tests read. The listener is removed afterwards and that is checked,
+    since one left behind would collect every later test's compiles."""
+    compiles = []
+    event = "/jax/core/compile/backend_compile_duration"
+
+    def listener(name, secs, **kw):
+        if name == event:
+            compiles.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        state, _ = step(state, batch_a, rng)
+        first = len(compiles)
+        state, metrics = step(state, batch_b, rng)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    both = len(compiles)
+    jax.monitoring.record_event_duration_secs(event, 0.0)
+    assert len(compiles) == both, "the compile listener outlived the test"
+    return state, metrics, first, both

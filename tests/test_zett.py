@@ -14,6 +14,7 @@ from lexi.train.loop import train
 from lexi.embeddings.predicted import PredictedEmbedding, from_base, tables
 from lexi.embeddings.trainable import TrainableEmbedding
 from lexi.zett.hypernet import Hypernet, HypernetConfig
+from helpers import two_steps_counting_compiles
 from xla_flags import xla_flags
 
 
@@ -183,24 +184,8 @@ def test_steps_with_different_sampled_tokenizers_compile_once(base_run, cache_di
     assert not np.array_equal(b0["vocab"]["pieces"], b1["vocab"]["pieces"])  # two different tokenizers
     step, _ = task.compile(run, val)
     state = task.init_state(run, 0)
-    compiles = []
-    event = "/jax/core/compile/backend_compile_duration"
-
-    def listener(name, secs, **kw):
-        if name == event:
-            compiles.append(name)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:  # removed afterwards: a listener left behind would collect every later test's compiles
-        rng = jax.random.key(0)
-        state, _ = step(state, b0, rng)
-        first = len(compiles)
-        state, m = step(state, b1, rng)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-    assert first >= 1 and len(compiles) == first, "the second tokenizer recompiled the step"
-    jax.monitoring.record_event_duration_secs(event, 0.0)
-    assert len(compiles) == first, "the compile listener outlived the test"
+    _, m, first, both = two_steps_counting_compiles(step, state, b0, b1, jax.random.key(0))
+    assert first >= 1 and both == first, "the second tokenizer recompiled the step"
     assert np.isfinite(float(m["loss"]))
 
 
