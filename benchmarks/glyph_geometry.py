@@ -58,7 +58,8 @@ def main(argv=None) -> None:
     from lexi.config import load_config
     from lexi.embeddings.frozen import binary_codes, fit_width
     from lexi.glyph import glyph_table
-    from lexi.train.setup_run import build_run, cache_dir, train_token_counts
+    from lexi.rundir import cache_dir
+    from lexi.train.setup_run import build_run, train_token_counts
 
     cfg = load_config(args.config)
     cfg.data.corpus = args.corpus

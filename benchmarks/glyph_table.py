@@ -58,7 +58,8 @@ def main() -> None:
     tok = tokenizers.load("unicode")
     if args.ngrams:
         from lexi.data.corpora import KJV
-        from lexi.tokenizers.unicode import UnicodeTokenizer, learn_ngrams
+        from lexi.tokenizers.unicode import UnicodeTokenizer
+        from lexi.tokenizers.unicode_ngrams import learn_ngrams
 
         tok = UnicodeTokenizer(learn_ngrams(KJV().documents("train"), args.ngrams, args.max_n))
     fonts = {"unifont": "/nonexistent/unifont.otf", "unifont_upper": "/nonexistent/unifont_upper.otf"} \

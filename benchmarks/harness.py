@@ -12,7 +12,7 @@ from lexi.model import build_model
 from lexi.train import flops as flops_lib
 from lexi.train import optimizer as opt_lib
 from lexi.train import peak as peak_lib
-from lexi.train.setup_run import init_params
+from lexi.model.init import init_params
 from lexi.train.state import TrainState
 from lexi.train.step import make_steps
 
@@ -28,7 +28,7 @@ def synthetic_batch(b: int, l: int, vocab: int, seed: int = 0) -> dict:
 def vocab_of(cfg) -> int:
     """The config tokenizer's vocabulary size, without reading a corpus."""
     from lexi import tokenizers
-    from lexi.train.setup_run import cache_dir
+    from lexi.rundir import cache_dir
 
     return tokenizers.size_from_config(cfg.data.tokenizer, cache_dir(cfg))[0]
 
@@ -38,7 +38,7 @@ def frozen_constants(cfg, model) -> dict:
     families without any. A unicode tokenizer's learned n-grams are left out: they only
     relabel reserved ids, the table's shape and the step's cost stay the same."""
     from lexi import tokenizers
-    from lexi.train.setup_run import cache_dir
+    from lexi.rundir import cache_dir
 
     if cfg.embedding.get("kind") != "frozen":
         return {}

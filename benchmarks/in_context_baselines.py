@@ -100,7 +100,7 @@ def eval_windows_for(tokenizer_kind, seq_len: int, sequences: int):
     from lexi.config import base_config
     from lexi.data.corpora import get_corpus
     from lexi.data.pipeline import build_token_stream, eval_windows
-    from lexi.train.setup_run import cache_dir
+    from lexi.rundir import cache_dir
 
     c = base_config()
     c.data.corpus = "kjv"

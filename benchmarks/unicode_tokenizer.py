@@ -13,7 +13,7 @@ import time
 
 from lexi import tokenizers
 from lexi.data.corpora import KJV
-from lexi.tokenizers.unicode import train_unicode
+from lexi.tokenizers.unicode_ngrams import train_unicode
 
 
 def best_cpu_seconds(fn, repeats: int = 3) -> float:

@@ -25,7 +25,7 @@ import jax
 from lexi.config import load_config
 from lexi.data.prefetch import Prefetcher
 from lexi.train.loop import train
-from lexi.train.task import task_for
+from lexi.tasks import task_for
 
 
 def tiny_base(workdir: Path) -> Path:
@@ -68,7 +68,7 @@ def main() -> None:
                 waits.append(t1 - t0)
                 totals.append(time.perf_counter() - t0)
     out = {"config": args.config, "vocab_size": cfg.zett.vocab_size, "batch": cfg.train.batch_size,
-           "seq_len": cfg.data.seq_len, "base_d_model": run.base.d_model, "steps": args.steps,
+           "seq_len": cfg.data.seq_len, "base_d_model": task.zett.base.d_model, "steps": args.steps,
            "host_batch_s_warm": statistics.median(host[1:]), "host_batch_s_cold": host[0],
            "step_s": statistics.median(totals), "wait_fraction": sum(waits) / sum(totals),
            "device": jax.devices()[0].device_kind}

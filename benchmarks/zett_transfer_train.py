@@ -98,8 +98,8 @@ def measure(args) -> dict:
     zett = Path(args.zett_workdir)
     out = Path(args.out)
     trained = load_trained(zett)
-    seq_len = int(trained.run.cfg.data.seq_len)
-    docs = evaluation_documents(trained.run.cfg.data, args.text_file, args.max_documents)
+    seq_len = int(trained.cfg.data.seq_len)
+    docs = evaluation_documents(trained.cfg.data, args.text_file, args.max_documents)
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)
     original, n_base = run_bits_per_byte(trained.base.workdir, docs, seq_len=seq_len)
     report = {"zett_workdir": str(zett.resolve()), "tokenizer": args.tokenizer, "steps": list(args.steps),

@@ -13,12 +13,11 @@ val_bpb_byte beside it is the same text under the `byte` tokenizer (lexi/zett/va
   small  lexi train --config configs/zett.py:small --workdir runs/zett --config.base_workdir=runs/base
          for the base `lexi train --config configs/standard.py:small_sp --workdir runs/base`;
          3 encoder layers (width = the base's 256), 2,048-id sampled vocabularies, 8 pieces
-         per token, batch 16 x 128 tokens, 600 steps; 2-core CPU, 29.1 min (2.9 s a step).
-         Validation 2.42 bits/byte at step 200, 2.31 at 600; `lexi zett eval` on KJV
-         validation: SentencePiece BPE 2,000 1.913 bits/byte vs 1.565 for the original
-         (FVT 2.130), a Python-trained unigram 4,000 3.291 (FVT 4.670), bytes 8.724 (FVT
-         6.180): README, "ZeTT". Those figures predate byte-like vocabularies (share 0.1 now,
-         60 of the 600 steps; byte_like_share=0 gives the run measured there).
+         per token, batch 16 x 128 tokens, 600 steps, byte-like share 0.1 (60 steps); one core
+         (`taskset -c 0`, the other busy with tests): 55 min. Validation 2.42 bits/byte at
+         step 200, 2.32 at 600; val_bpb_byte (KJV validation as bytes) 4.12, 3.91, 3.59.
+         `lexi zett eval` on each target, beside every baseline: README, "ZeTT"
+         (`python benchmarks/zett_table.py --zett-workdir runs/zett --out runs/zett_table`).
   paper  the paper's recipe: 32,768-id vocabularies, batch 128 x 128, AdamW (b2 0.95, weight
          decay 0.01), clip 0.1, 200k steps, bf16; unigram vocabularies only (byte_like_share 0).
          Not run here.

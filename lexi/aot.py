@@ -93,7 +93,7 @@ def _shard_bytes(tree) -> int:
 
 def abstract_batch(cfg, mesh) -> dict:
     """The global batch's shapes, dtypes and sharding, without data."""
-    from lexi.train.setup_run import dummy_batch
+    from lexi.model.init import dummy_batch
 
     sh = sharding.batch_sharding(mesh)
     shapes = jax.eval_shape(lambda: dummy_batch(cfg, cfg.train.batch_size))
@@ -105,7 +105,8 @@ def compile_for_topology(cfg, topology: str) -> dict:
     from lexi import config as config_lib
     from lexi.train import flops as flops_lib
     from lexi import tokenizers
-    from lexi.train.setup_run import assemble, cache_dir, jit_steps
+    from lexi.rundir import cache_dir
+    from lexi.train.setup_run import assemble, jit_steps
 
     config_lib.validate(cfg)
     if cfg.get("task", "lm") != "lm":

@@ -6,214 +6,11 @@ Mistakes a user can fix (lexi.errors.UserError) print one line and exit with sta
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import warnings
-from pathlib import Path
 
-
-def _cmd_train(args, overrides) -> int:
-    from lexi import config as config_lib
-    from lexi.train.loop import train
-
-    cfg = config_lib.load_config(args.config, overrides)
-    last = train(cfg, Path(args.workdir))
-    if last:
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.items()))
-    return 0
-
-
-def _cmd_sample(args, overrides) -> int:
-    from lexi.inference import load_for_inference, sample_text
-
-    if overrides:
-        raise_unexpected(overrides)
-    loaded = load_for_inference(Path(args.workdir))
-    for text in sample_text(loaded, args.prompt, max_new=args.max_new, temperature=args.temperature,
-                            top_k=args.top_k, seed=args.seed, num_samples=args.num_samples):
-        print(args.prompt + text)
-        print("-" * 40)
-    return 0
-
-
-def _cmd_eval(args, overrides) -> int:
-    from lexi.eval.report import markdown_table
-    from lexi.eval.suite import run_suite
-
-    if overrides:
-        raise_unexpected(overrides)
-    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
-    res = run_suite(Path(args.workdir), suites, text_file=args.text_file, corpus=args.corpus, examples=args.examples,
-                    seed=args.seed,
-                    num_sequences=args.sequences, probe_steps=args.probe_steps, probe_pool=args.probe_pool,
-                    mc_file=args.mc_file, reasoning_offset=args.reasoning_offset,
-                    lookup_pairs=_int_list(args.lookup_pairs, "--lookup-pairs"), induction_length=args.induction_length,
-                    task_params={"permutation": {"num_items": args.permutation_items,
-                                                 "num_demos": args.permutation_demos}})
-    _print_report(markdown_table({Path(args.workdir).name: res}), res["_paths"])
-    return 0
-
-
-def _int_list(text: str, flag: str) -> list[int]:
-    from lexi.errors import UserError
-
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise UserError(f"{flag} takes comma-separated positive integers, e.g. 4,16; got {text!r}")
-    return values
-
-
-def _cmd_compare(args, overrides) -> int:
-    from lexi.eval.suite import compare
-
-    if overrides:
-        raise_unexpected(overrides)
-    out = compare([Path(r) for r in args.runs], Path(args.out))
-    _print_report(out["table"], out["paths"])
-    return 0
-
-
-def _cmd_demo(args, overrides) -> int:
-    from lexi.demo import run_demo
-
-    if overrides:
-        raise_unexpected(overrides)
-    out = run_demo(Path(args.workdir), steps=args.steps, probe_steps=args.probe_steps, examples=args.examples,
-                   smoke=args.smoke)
-    _print_report(out["table"], out["paths"])
-    print("Longer runs and their measured results: README.md, section 'Results'.")
-    return 0
-
-
-def _cmd_glyphs(args, overrides) -> int:
-    from lexi import tokenizers
-    from lexi.errors import UserError
-    from lexi.glyph import glyph_table_with_stats, npz
-
-    if overrides:
-        raise_unexpected(overrides)
-    out = Path(args.out).expanduser()
-    if out.suffix != ".npz":
-        raise UserError(f"--out {args.out} must be a .npz file name")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {args.out}: directory {out.parent} does not exist")
-    tok = tokenizers.load(args.tokenizer)
-    table, stats = glyph_table_with_stats(tok, args.cell_px, args.cache_dir)
-    npz.write(out, table, tok)
-    print(f"tokenizer: {args.tokenizer} ({stats['tokenizer']}, vocab {stats['vocab_size']})")
-    print(f"table: {stats['vocab_size']} x {stats['dim']} float32 (cell {stats['cell_px']} px)")
-    print(f"duplicate rows: {stats['duplicates']} ({stats['raw_duplicates']} pictures coincided before "
-          f"variant marks; {stats['marked']} rows marked)")
-    print("coverage: " + ", ".join(f"{k} {v}" for k, v in stats["coverage"].items()))
-    print(f"blank glyphs drawn as hex boxes: {stats['blank_glyphs']}")
-    for role, path in stats["fonts"].items():
-        print(f"font {role}: {path}")
-    for note in stats["font_notes"]:
-        print(f"font note: {note}")
-    print(f"build: {stats['build_seconds']:.1f}s; this call {stats['seconds']:.1f}s "
-          f"({'cache hit' if stats['cache_hit'] else 'built'}: {stats['cache_path']})")
-    print(f"wrote {out} (arrays: embeddings, token_kinds, token_values, token_offsets, labels; "
-          "lexi.glyph.npz.read gives each id's exact text)")
-    return 0
-
-
-def _cmd_tokenizer(args, overrides) -> int:
-    from lexi import config as config_lib
-    from lexi.train.setup_run import tokenizer_from_config
-
-    cfg = config_lib.base_config()
-    cfg.data.corpus = args.corpus
-    cfg.data.tokenizer.update(kind=args.kind, vocab_size=args.vocab_size, model_type=args.model_type,
-                              num_ngrams=args.num_ngrams)
-    config_lib.apply_overrides(cfg, overrides)
-    tok = tokenizer_from_config(cfg)
-    path = tok.save(Path(args.out))
-    print(f"wrote {path}: {tok.name}, {tok.vocab_size} ids, trained on {cfg.data.corpus} (train split); "
-          f"load it with lexi.tokenizers.load({str(Path(args.out))!r})")
-    return 0
-
-
-def _cmd_compile(args, overrides) -> int:
-    # the step is compiled for the pod, never run here: keep JAX off any local accelerator
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from lexi import aot
-    from lexi import config as config_lib
-    from lexi.errors import UserError
-
-    if args.out and not Path(args.out).expanduser().parent.is_dir():
-        raise UserError(f"--out {args.out}: directory {Path(args.out).expanduser().parent} does not exist")
-    cfg = config_lib.load_config(args.config, overrides)
-    report = aot.compile_for_topology(cfg, args.topology)
-    print(aot.format_report(report), file=sys.stderr)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).expanduser().write_text(text + "\n")
-    return 0
-
-
-def _cmd_zett_transfer(args, overrides) -> int:
-    from lexi.zett.transfer import transfer
-
-    if overrides:
-        raise_unexpected(overrides)
-    out, target = transfer(Path(args.workdir), args.tokenizer, Path(args.out_workdir), rows=args.rows, seed=args.seed,
-                           donor=args.donor, omp_k=args.omp_k)
-    print(f"wrote {out}: the base model with {target.vocab_size} {args.rows} rows for {args.tokenizer}; "
-          f"evaluate with `lexi eval --workdir {out}`, continue training with "
-          f"`lexi train --config {out}/config.json --workdir {out}`")
-    return 0
-
-
-def _cmd_zett_eval(args, overrides) -> int:
-    from lexi.zett.evaluate import format_report, run_zett_eval
-
-    if overrides:
-        raise_unexpected(overrides)
-    report, path = run_zett_eval(Path(args.workdir), args.tokenizer, text_file=args.text_file,
-                                 max_documents=args.max_documents, seed=args.seed, donor=args.donor, omp_k=args.omp_k)
-    print(format_report(report))
-    print(f"results: {path}")
-    return 0
-
-
-def _cmd_import_hf(args, overrides) -> int:
-    from lexi.hf.convert import import_hf
-
-    out = import_hf(Path(args.path), Path(args.workdir), seq_len=args.seq_len, overrides=overrides)
-    print(f"wrote {out}: {args.path} as a lexi run (step 0); evaluate with `lexi eval --workdir {out}`, sample with "
-          f"`lexi sample --workdir {out} --prompt ...`, continue training with "
-          f"`lexi train --config {out}/config.json --workdir {out}`, or use it as a ZeTT base "
-          f"(--config.base_workdir={out})")
-    return 0
-
-
-def _cmd_export_hf(args, overrides) -> int:
-    from lexi.hf.convert import export_hf
-
-    if overrides:
-        raise_unexpected(overrides)
-    out = export_hf(Path(args.workdir), Path(args.out))
-    print(f"wrote {out}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r}) and "
-          f"AutoTokenizer.from_pretrained({str(out)!r})")
-    return 0
-
-
-def _print_report(table: str, paths: dict) -> None:
-    print(table)
-    for k, v in paths.items():
-        print(f"{k}: {v}")
-
-
-def raise_unexpected(extra) -> None:
-    from lexi.errors import UserError
-
-    raise UserError(f"unexpected argument(s): {' '.join(extra)}")
+from lexi import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Overrides: --config.SECTION.FIELD=VALUE (e.g. --config.train.steps=100).")
     t.add_argument("--config", required=True, help="config file with optional variant, e.g. configs/standard.py:tiny")
     t.add_argument("--workdir", required=True, help="run directory; an existing one is resumed")
-    t.set_defaults(fn=_cmd_train)
+    t.set_defaults(fn=commands.train)
 
     s = sub.add_parser("sample", help="continue a prompt with a trained run's newest checkpoint")
     s.add_argument("--workdir", required=True)
@@ -237,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int, default=0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--num-samples", type=int, default=1)
-    s.set_defaults(fn=_cmd_sample)
+    s.set_defaults(fn=commands.sample)
 
     e = sub.add_parser("eval", help="evaluation suite on a run's newest checkpoint -> RUN/eval/")
     e.add_argument("--workdir", required=True)
@@ -268,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reasoning: length of the random string the induction score repeats (2x this + 1 must fit "
                         "in seq_len); 0 skips it")
     e.add_argument("--seed", type=int, default=0)
-    e.set_defaults(fn=_cmd_eval)
+    e.set_defaults(fn=commands.evaluate)
 
     d = sub.add_parser("demo", help="train + evaluate a lexinvariant and a standard model, print the comparison")
     d.add_argument("--workdir", default="runs/demo")
@@ -281,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reduced size, to check that the demo works end to end (tests/test_demo.py): the same "
                         "training, evaluation and table with 30 steps of batch 4 per model, 5 probe steps, 8 "
                         "examples and 8 validation sequences; its figures are not results")
-    d.set_defaults(fn=_cmd_demo)
+    d.set_defaults(fn=commands.demo)
 
     g = sub.add_parser("glyphs", help="render a tokenizer's frozen glyph embedding table (Bochkov 2025) to .npz",
                        description="Writes arrays `embeddings` [V, cell_px**2] float32 and `tokens` (printable "
@@ -291,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output .npz file")
     g.add_argument("--cell-px", type=int, default=32, help="pixels per character cell: 32 (1024 dims) or 64 (4096)")
     g.add_argument("--cache-dir", default=None, help="default: $LEXI_CACHE or ~/.cache/lexi")
-    g.set_defaults(fn=_cmd_glyphs)
+    g.set_defaults(fn=commands.glyphs)
 
     k = sub.add_parser("tokenizer", help="train a tokenizer on a corpus and save it in a directory",
                        description="Data overrides as for train, e.g. --config.data.files='a/*.txt' with "
@@ -302,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--model-type", default="unigram", help="sentencepiece: unigram | bpe")
     k.add_argument("--num-ngrams", type=int, default=0, help="unicode: learned n-grams")
     k.add_argument("--out", required=True, help="directory for tokenizer.json (+ model file)")
-    k.set_defaults(fn=_cmd_tokenizer)
+    k.set_defaults(fn=commands.tokenizer)
 
     z = sub.add_parser("zett", help="zero-shot tokenizer transfer with a trained ZeTT hypernetwork")
     zsub = z.add_subparsers(dest="zett_command", required=True)
@@ -321,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--seed", type=int, default=0)
     zt.add_argument("--donor", default=None, help=donor_help)
     zt.add_argument("--omp-k", type=int, default=64, help=omp_k_help)
-    zt.set_defaults(fn=_cmd_zett_transfer)
+    zt.set_defaults(fn=commands.zett_transfer)
     ze = zsub.add_parser("eval", help="bits per byte: original vs hypernetwork vs FVT, lexical, random, "
                                       "tokenadapt rows (and omp with --donor)")
     ze.add_argument("--workdir", required=True, help="the ZeTT run directory")
@@ -332,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     ze.add_argument("--seed", type=int, default=0)
     ze.add_argument("--donor", default=None, help=donor_help + "; without one the report leaves omp out and says so")
     ze.add_argument("--omp-k", type=int, default=64, help=omp_k_help)
-    ze.set_defaults(fn=_cmd_zett_eval)
+    ze.set_defaults(fn=commands.zett_eval)
 
     a = sub.add_parser("compile", help="compile the training step for a TPU pod on this machine (needs lexi[tpu]) "
                                        "and print its memory and FLOPs as JSON",
@@ -340,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--config", required=True)
     a.add_argument("--topology", required=True, help="libtpu topology name, e.g. v5e:16x16, v4:2x2x2, v3:2x2")
     a.add_argument("--out", default=None, help="also write the JSON report here")
-    a.set_defaults(fn=_cmd_compile)
+    a.set_defaults(fn=commands.compile_ahead)
 
     hi = sub.add_parser("import-hf", help="a Hugging Face model folder (Llama, Mistral, Qwen2, GPT-2) -> a lexi run",
                         description="Reads config.json, *.safetensors (or a sharded index) and tokenizer.json; "
@@ -350,18 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("--workdir", required=True, help="the run directory to write (must not hold a run)")
     hi.add_argument("--seq-len", type=int, default=0,
                     help="data.seq_len of the run (0 = the model's context, at most 2048)")
-    hi.set_defaults(fn=_cmd_import_hf)
+    hi.set_defaults(fn=commands.import_hf)
 
     he = sub.add_parser("export-hf", help="a lexi run (Llama- or GPT-2-shaped, tokenizer.json tokenizer) -> "
                                           "a Hugging Face model folder")
     he.add_argument("workdir", help="the run directory; its newest checkpoint is exported")
     he.add_argument("--out", required=True, help="folder to write (new or empty)")
-    he.set_defaults(fn=_cmd_export_hf)
+    he.set_defaults(fn=commands.export_hf)
 
     c = sub.add_parser("compare", help="put several evaluated runs side by side")
     c.add_argument("runs", nargs="+")
     c.add_argument("--out", required=True)
-    c.set_defaults(fn=_cmd_compare)
+    c.set_defaults(fn=commands.compare)
     return p
 
 
@@ -420,7 +217,7 @@ def main(argv=None) -> int:
 
         if isinstance(e, TrainingStopped):
             print(f"lexi: {e}", file=sys.stderr)
-            return 0 if "signal" in str(e) else 1
+            return e.exit_code
         raise
     finally:
         absl.removeFilter(_drop_traceback)

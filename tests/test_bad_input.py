@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from lexi import cli
+from lexi import cli, commands
 from lexi.errors import UserError
 
 TINY = ["train", "--config", "configs/standard.py:tiny", "--config.train.progress_bar=false"]
@@ -193,7 +193,7 @@ def test_main_puts_back_what_it_replaces(outcome, monkeypatch):
             raise RuntimeError("boom")
         return 0
 
-    monkeypatch.setattr(cli, "_cmd_sample", command)
+    monkeypatch.setattr(commands, "sample", command)
     before = (warnings.formatwarning, sys.unraisablehook, list(absl.filters))
     argv = ["sample", "--workdir", "w", "--prompt", "p"]
     if outcome == "crash":

@@ -6,7 +6,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from lexi.data.corpora import KJV, PythonCode, get_corpus, in_validation
+from lexi.data.corpora import KJV, PythonCode, get_corpus
+from lexi.data.corpus import in_validation
 from lexi.errors import UserError
 
 

@@ -20,7 +20,7 @@ from lexi.errors import UserError
 from lexi.train.checkpoint import Checkpointer
 from lexi.train.loop import TrainingStopped, train
 from lexi.train.setup_run import build_run
-from lexi.train.metrics_log import read_metrics
+from lexi.rundir import read_metrics
 from test_train import tiny
 
 

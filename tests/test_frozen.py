@@ -8,7 +8,7 @@ from lexi.errors import UserError
 from lexi.inference import load_for_inference
 from lexi.train.checkpoint import Checkpointer
 from lexi.train.loop import train
-from lexi.train.metrics_log import read_metrics
+from lexi.rundir import read_metrics
 from lexi.train.setup_run import assemble, build_run, init_state
 from test_train import tiny
 

@@ -218,7 +218,7 @@ def _zett_keeps_the_imported_readout(root, hf_folder):
     try:
         cfg_path.write_text(json.dumps({**saved, "embedding": {"kind": "trainable", "tied": True,
                                                                "readout_chunk": 0}}))  # as written before
-        assert load_trained(zett).run.model.embedding.logit_scale == 1.0
+        assert load_trained(zett).zett.run.model.embedding.logit_scale == 1.0
         cfg_path.write_text(json.dumps({**saved, "embedding": {**saved["embedding"], "logit_scale": 0.0}}))
         with pytest.raises(UserError, match="trained for logits scaled by 0.125, but its base .* reads out with 1"):
             load_trained(zett)

@@ -181,7 +181,7 @@ def test_residual_streams_end_in_the_hidden_state_and_follow_the_layers(scan):
     params = nn.meta.unbox(params)
     streams = model.apply({"params": params}, x, ctx, method=LanguageModel.residual_streams)
     assert streams.shape == (4, 2, 12, 32)
-    h = model.apply({"params": params}, x, ctx, method=LanguageModel.hidden_states)
+    h = model.apply({"params": params}, x, ctx, method=LanguageModel.hidden)
     np.testing.assert_allclose(streams[-1], h, atol=1e-6)
     emb = model.apply({"params": params}, x, ctx, method=lambda m, t, c: m.embedding.embed(t, c))
     np.testing.assert_allclose(streams[0], emb, atol=1e-6)
@@ -190,7 +190,7 @@ def test_residual_streams_end_in_the_hidden_state_and_follow_the_layers(scan):
         p1 = {"embedding": params["embedding"], "body": {"layer_0": params["body"]["layer_0"],
                                                           "relpos": params["body"]["relpos"],
                                                           "final_norm": params["body"]["final_norm"]}}
-        h1 = one.apply({"params": p1}, x, ctx, method=LanguageModel.hidden_states)
+        h1 = one.apply({"params": p1}, x, ctx, method=LanguageModel.hidden)
         s1 = streams[1] / np.sqrt(np.mean(np.square(streams[1]), -1, keepdims=True) + 1e-6)
         np.testing.assert_allclose(s1 * np.asarray(params["body"]["final_norm"]["scale"]), h1, atol=1e-4)
     else:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lexi import tokenizers
-from lexi.data.corpora import HashSplitCorpus, KJV
+from lexi.data.corpora import KJV
+from lexi.data.corpus import HashSplitCorpus
 from lexi.data.pipeline import Batches, Prefetcher, build_token_stream, eval_windows, pack, stream_cache_path
 from lexi.errors import UserError
 

@@ -134,8 +134,9 @@ def test_glyph_tiny_trains_resumes_and_samples_with_the_train_split_readout(tmp_
     from lexi.inference import load_for_inference, sample_text
     from lexi.train import flops as flops_lib
     from lexi.train.loop import train
-    from lexi.train.metrics_log import read_metrics
-    from lexi.train.setup_run import token_counts
+    from lexi.rundir import read_metrics
+    from lexi.rundir import token_counts
+    from lexi.train.setup_run import build_run
     from lexi.train.task import LanguageModelTask
 
     cfg = lambda: load_config("configs/glyph.py:tiny", [  # noqa: E731
@@ -158,12 +159,12 @@ def test_glyph_tiny_trains_resumes_and_samples_with_the_train_split_readout(tmp_
     used = loaded.model.embedding.used_ids
     saved = json.loads((full / readout.FILE).read_text())
     assert saved["ids"] == used.ids.tolist() and saved["vocab_size"] == 65536
-    assert np.array_equal(used.ids, np.flatnonzero(token_counts(loaded.run.cfg, loaded.tokenizer)))
+    assert np.array_equal(used.ids, np.flatnonzero(token_counts(loaded.cfg, loaded.tokenizer)))
     assert 40 < used.count < 200  # KJV's characters and bos, not the BMP
     assert loaded.params["embedding"]["head"].shape == (used.count, 64)
     assert loaded.params["embedding"]["other"].shape == (1, 64)
-    bb, seq = loaded.model.backbone, loaded.run.cfg.data.seq_len
-    assert LanguageModelTask().flops_per_token(loaded.run) == flops_lib.train_flops_per_token(bb, used.count + 1, seq)
+    bb, seq = loaded.model.backbone, loaded.cfg.data.seq_len
+    assert LanguageModelTask().flops_per_token(build_run(loaded.cfg, full)) == flops_lib.train_flops_per_token(bb, used.count + 1, seq)
 
     text = sample_text(loaded, "And God said", max_new=24, temperature=0.0)[0]
     assert text and set(loaded.tokenizer.encode(text)) <= set(used.ids.tolist())

@@ -76,7 +76,7 @@ def test_a_regularized_model_trains(tmp_path, cache_dir):
     well below the uniform ln 128 (the name promised training; the test above only compares one
     forward pass with and without the noise)."""
     from lexi.train.loop import train
-    from lexi.train.metrics_log import read_metrics
+    from lexi.rundir import read_metrics
     from test_train import tiny
 
     cfg = tiny("regularized", steps=20)

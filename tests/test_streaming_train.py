@@ -8,7 +8,7 @@ import pytest
 
 from lexi.errors import UserError
 from lexi.train.loop import train
-from lexi.train.metrics_log import read_metrics
+from lexi.rundir import read_metrics
 from test_streaming import random_docs, write_corpus
 from test_train import tiny
 

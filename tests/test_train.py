@@ -7,7 +7,7 @@ import pytest
 from lexi.config import apply_overrides, base_config, load_config
 from lexi.errors import UserError
 from lexi.train.loop import train
-from lexi.train.metrics_log import read_metrics
+from lexi.rundir import read_metrics
 from test_optimizer import expected_lr
 
 
@@ -86,7 +86,7 @@ def test_resume_refuses_a_different_model(tmp_path, cache_dir):
 
 def test_resume_accepts_a_run_saved_before_a_config_field_existed(tmp_path):
     """A key lexi added since the run was saved counts as its default, not as a change."""
-    from lexi.train.setup_run import check_resume_compatible
+    from lexi.rundir import check_resume_compatible
     cfg = base_config()
     saved = cfg.to_dict()
     del saved["data"]["tokenizer"]["num_ngrams"], saved["model"]["num_layers"]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from lexi import tokenizers
 from lexi.data.corpora import KJV
 from lexi.errors import UserError
+from lexi.tokenizers import ngram_match, unicode_ngrams
 from lexi.tokenizers import unicode as uni
 from lexi.tokenizers.unicode import BYTE_BASE, NGRAM_IDS, UnicodeTokenizer
 
@@ -58,7 +59,7 @@ def uni_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def kjv_tok(kjv_docs, uni_cache):
     """8000 n-grams (max_n 3) learned on the KJV train split, cached under uni_cache."""
-    return uni.train_unicode(kjv_docs, 8000, uni_cache, max_n=3, key="kjv-train")
+    return unicode_ngrams.train_unicode(kjv_docs, 8000, uni_cache, max_n=3, key="kjv-train")
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +103,15 @@ def test_ids_in_range_and_never_special(kjv_tok, text):
 def test_vectorised_walk_and_batches_match_the_definition(small_tok, text, docs):
     """_SMALL = 0 sends even short texts through the blocked numpy walk; _WINDOWS = 7 looks
     n-grams up in many slices."""
-    old = uni._SMALL, uni._WINDOWS
+    old = ngram_match._SMALL, uni._WINDOWS
     try:
         for small, windows in ((0, 7), (10**9, 1 << 20)):
-            uni._SMALL, uni._WINDOWS = small, windows
+            ngram_match._SMALL, uni._WINDOWS = small, windows
             assert small_tok.encode(text) == reference_encode(small_tok, text)
             batch = small_tok.encode_batch_np(docs)
             assert [b.tolist() for b in batch] == [reference_encode(small_tok, d) for d in docs]
     finally:
-        uni._SMALL, uni._WINDOWS = old
+        ngram_match._SMALL, uni._WINDOWS = old
 
 
 @settings(max_examples=100, deadline=None)
@@ -118,8 +119,8 @@ def test_vectorised_walk_and_batches_match_the_definition(small_tok, text, docs)
 def test_greedy_walk_blocked_equals_loop(max_len, raw):
     n = len(raw)
     lengths = np.minimum(np.minimum(np.asarray(raw), max_len), n - np.arange(n))
-    loop = uni._greedy_starts(lengths, max_len, small=10**9)
-    blocked = uni._greedy_starts(lengths, max_len, small=0)
+    loop = ngram_match.greedy_starts(lengths, max_len, small=10**9)
+    blocked = ngram_match.greedy_starts(lengths, max_len, small=0)
     assert blocked.tolist() == loop.tolist()
 
 
@@ -159,20 +160,20 @@ def test_decode_skips_specials_and_never_raises():
 
 
 def test_ngram_learning_is_deterministic_and_ranked(kjv_docs):
-    a = uni.learn_ngrams(kjv_docs[:40], 500, 3)
-    b = uni.learn_ngrams(list(kjv_docs[:40]), 500, 3)
+    a = unicode_ngrams.learn_ngrams(kjv_docs[:40], 500, 3)
+    b = unicode_ngrams.learn_ngrams(list(kjv_docs[:40]), 500, 3)
     assert a == b and len(a) == 500 and len(set(a)) == 500
     assert all(2 <= len(g) <= 3 for g in a)
     assert {" th", "the", "and"} <= set(a[:20])
     # count x (length - 1): "ab" 4 x 1, "aba" and "bab" 2 x 2, "ba" 2 x 1; ties: longer, then code points
-    assert uni.learn_ngrams(["abab", "abab", "xyz"], 10, 3) == ["aba", "bab", "ab", "ba"]
-    assert uni.learn_ngrams(["ab", "ab"], 10, 4) == ["ab"]
-    assert uni.learn_ngrams(["ab\n", "x"], 10, 3) == []  # n-grams seen once are not kept
-    assert uni.learn_ngrams(["xa", "bxa", "b"], 10, 2) == ["xa"]  # "ab" only across documents
+    assert unicode_ngrams.learn_ngrams(["abab", "abab", "xyz"], 10, 3) == ["aba", "bab", "ab", "ba"]
+    assert unicode_ngrams.learn_ngrams(["ab", "ab"], 10, 4) == ["ab"]
+    assert unicode_ngrams.learn_ngrams(["ab\n", "x"], 10, 3) == []  # n-grams seen once are not kept
+    assert unicode_ngrams.learn_ngrams(["xa", "bxa", "b"], 10, 2) == ["xa"]  # "ab" only across documents
     with pytest.raises(UserError, match="max_n"):
-        uni.learn_ngrams(["abc"], 10, 9)
+        unicode_ngrams.learn_ngrams(["abc"], 10, 9)
     with pytest.raises(UserError, match="num_ngrams"):
-        uni.learn_ngrams(["abc"], 9000, 3)
+        unicode_ngrams.learn_ngrams(["abc"], 9000, 3)
 
 
 def test_kjv_compression(kjv_docs, kjv_tok):
@@ -193,15 +194,15 @@ def test_training_is_cached(kjv_docs, kjv_tok, uni_cache, monkeypatch):
         raise AssertionError("texts read although the n-grams are cached")
         yield ""
 
-    again = uni.train_unicode(never(), 8000, uni_cache, max_n=3, key="kjv-train")
+    again = unicode_ngrams.train_unicode(never(), 8000, uni_cache, max_n=3, key="kjv-train")
     assert again.fingerprint() == kjv_tok.fingerprint()
-    other = uni.train_unicode(kjv_docs[:5], 100, uni_cache, max_n=2)  # no key: keyed by the texts' hash
+    other = unicode_ngrams.train_unicode(kjv_docs[:5], 100, uni_cache, max_n=2)  # no key: keyed by the texts' hash
     assert len(other.ngrams) == 100 and other.max_len == 2
-    assert uni.train_unicode(never(), 0, uni_cache).ngrams == ()
-    monkeypatch.setattr(uni, "learn_ngrams", lambda *a, **k: pytest.fail("learned although cached"))
-    assert uni.train_unicode(kjv_docs[:5], 100, uni_cache, max_n=2).fingerprint() == other.fingerprint()
+    assert unicode_ngrams.train_unicode(never(), 0, uni_cache).ngrams == ()
+    monkeypatch.setattr(unicode_ngrams, "learn_ngrams", lambda *a, **k: pytest.fail("learned although cached"))
+    assert unicode_ngrams.train_unicode(kjv_docs[:5], 100, uni_cache, max_n=2).fingerprint() == other.fingerprint()
     with pytest.raises(UserError, match="max_n"):
-        uni.train_unicode(never(), 10, uni_cache, max_n=12)
+        unicode_ngrams.train_unicode(never(), 10, uni_cache, max_n=12)
 
 
 def test_from_config(kjv_docs, tmp_path):

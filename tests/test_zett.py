@@ -111,10 +111,10 @@ def base_run(tmp_path_factory, cache_dir):
 def test_untrained_hypernet_reproduces_the_base_model_on_its_own_tokenizer(base_run):
     from lexi.inference import load_for_inference
     from lexi.zett.task import frozen_arrays, load_base
-    from lexi.zett.vocab import byte_vocab, decompose
+    from lexi.zett.vocab import decompose
 
     base = load_base(base_run)
-    dec = decompose(byte_vocab(base.tokenizer), base.tokenizer, 8)
+    dec = decompose(base.tokenizer.token_bytes(), base.tokenizer, 8)
     v = base.tokenizer.vocab_size
     special = np.zeros(v, bool)
     special[list(base.tokenizer.special_ids)] = True
@@ -148,13 +148,13 @@ def own_tokenizer_report(base_workdir, tokenizer_spec, cache_dir, max_documents:
     from lexi import tokenizers
     from lexi.data.corpora import get_corpus
     from lexi.zett.evaluate import transfer_report
-    from lexi.zett.task import ZettTask, assemble
+    from lexi.zett.task import assemble, initial_state
     from lexi.zett.transfer import Trained
 
     cfg = _zett_tiny(base_workdir, cache_dir)
-    run = assemble(cfg)
+    zr = assemble(cfg)
     docs = list(get_corpus(cfg.data).documents("validation"))[:max_documents]
-    trained = Trained(run, ZettTask().init_state(run, 0).params, 0)
+    trained = Trained(zr, initial_state(zr, 0).params, 0)
     return transfer_report(trained, tokenizers.load(str(tokenizer_spec)), docs, seq_len=cfg.data.seq_len)
 
 
@@ -174,7 +174,7 @@ def test_own_tokenizer_rows_give_the_base_bits_per_byte(base_run, cache_dir):
 
 
 def test_steps_with_different_sampled_tokenizers_compile_once(base_run, cache_dir):
-    from lexi.train.task import task_for
+    from lexi.tasks import task_for
 
     cfg = _zett_tiny(base_run, cache_dir)
     task = task_for(cfg)
@@ -209,7 +209,7 @@ def zett_uninterrupted(base_run, cache_dir):
 def test_zett_resume_equals_uninterrupted(zett_run, zett_uninterrupted):
     """Stopped at 10 and resumed (the sampler cold-starts its window at step 10) gives the
     uninterrupted run's logged figures and final hypernetwork bit for bit."""
-    from lexi.train.metrics_log import read_metrics
+    from lexi.rundir import read_metrics
     from lexi.zett.transfer import load_trained
 
     timing = {"tokens_per_sec", "mfu"}  # wall-clock figures differ between any two runs
@@ -225,7 +225,7 @@ def test_zett_resume_equals_uninterrupted(zett_run, zett_uninterrupted):
 
 
 def test_zett_trains_in_the_shared_loop_and_resumes(zett_run, base_run, cache_dir, tmp_path):
-    from lexi.train.metrics_log import read_metrics
+    from lexi.rundir import read_metrics
 
     work, last = zett_run
     rows = read_metrics(work)
@@ -261,7 +261,7 @@ class _FakeBase:
 
 def test_baselines_on_a_tiny_case():
     from lexi.tokenizers import CharTokenizer
-    from lexi.zett.sampler import unigram_tokenizer
+    from lexi.zett.unigram import unigram_tokenizer
     from lexi.zett.transfer import baseline_rows
 
     char = CharTokenizer()

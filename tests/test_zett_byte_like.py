@@ -5,6 +5,7 @@ import pytest
 
 from lexi.errors import UserError
 from lexi.zett import sampler as zs
+from lexi.zett import unigram
 from lexi.zett.byte_like import ByteLike
 from lexi.zett.validation import SAMPLED, validation_batches, validation_metrics
 from test_zett_sampler import DOCS, assert_same, char_decompose, flat
@@ -41,29 +42,28 @@ def test_byte_like_vocabularies_hold_every_byte_and_no_single_character():
         if not byte_like:
             continue
         kinds[len(pieces) == 0] = True
-        ids = np.arange(4, zs.NUM_FIXED)
-        assert [tok._sp.id_to_piece(int(i)) for i in ids] == list(zs.BYTE_PIECES)
+        ids = np.arange(4, unigram.NUM_FIXED)
+        assert [tok._sp.id_to_piece(int(i)) for i in ids] == list(unigram.BYTE_PIECES)
         assert all(tok._sp.is_byte(int(i)) for i in ids)
         assert all(len(p) > 1 for p, _ in pieces) and len(pieces) <= LIKE.max_pieces
-        assert tok.vocab_size == zs.NUM_FIXED + max(len(pieces), 1)  # bytes only: one unused placeholder
+        assert tok.vocab_size == unigram.NUM_FIXED + max(len(pieces), 1)  # bytes only: one unused placeholder
         assert list(tok.encode_np("q")) == [4 + ord("q")]  # a character is its byte piece
         assert list(tok.encode_np(" ")) == [4 + 0x20]  # a space too, as in a byte-level tokenizer
         v = zb.batch_at(step)["vocab"]
-        assert set(np.flatnonzero(v["special"])) == {0, 1, 2, 3} | ({zs.NUM_FIXED} if not pieces else set())
+        assert set(np.flatnonzero(v["special"])) == {0, 1, 2, 3} | ({unigram.NUM_FIXED} if not pieces else set())
     assert kinds == {True: True, False: True}  # both kinds were drawn
 
 
 def test_byte_like_batches_encode_the_text_losslessly():
     """Each segment's ids spell its UTF-8 bytes exactly (the last one in the batch cut short),
     and decode gives a complete segment back."""
-    from lexi.zett.vocab import byte_vocab
 
     zb = batches(byte_like=ByteLike(share=1.0, min_pieces=0, max_pieces=64, bytes_only_share=0.3), batch_size=8)
     sizes, complete = set(), 0
     for step in range(6):
         tok = zb.tokenizer_at(step)
         sizes.add(tok.vocab_size)
-        spelled = byte_vocab(tok).pieces
+        spelled = tok.token_bytes().pieces
         stream = zb.batch_at(step)["text"]
         rows = np.concatenate([stream["inputs"][:, :1], stream["targets"]], axis=1).reshape(-1)
         segments, _ = zb._text(step)
@@ -77,7 +77,7 @@ def test_byte_like_batches_encode_the_text_losslessly():
                 complete += 1
             else:
                 assert want.startswith(got) and len(got) > 0
-    assert zs.NUM_FIXED + 1 in sizes and len(sizes) > 1 and complete >= 3  # bytes only, and with pieces
+    assert unigram.NUM_FIXED + 1 in sizes and len(sizes) > 1 and complete >= 3  # bytes only, and with pieces
 
 
 def test_a_seed_fixes_every_batch_and_shapes_never_change():
@@ -104,10 +104,10 @@ def test_ordinary_steps_sample_what_they_did_before_byte_like_vocabularies():
 
 def test_sizes_beyond_the_vocabulary_are_refused():
     with pytest.raises(UserError, match="byte_like_max_pieces"):
-        batches(byte_like=ByteLike(share=0.1, min_pieces=0, max_pieces=700 - zs.NUM_FIXED + 1))
+        batches(byte_like=ByteLike(share=0.1, min_pieces=0, max_pieces=700 - unigram.NUM_FIXED + 1))
     with pytest.raises(UserError, match="must lie in"):
         batches(byte_like=ByteLike(share=1.5))
-    batches(byte_like=ByteLike(share=0.1, min_pieces=0, max_pieces=700 - zs.NUM_FIXED))
+    batches(byte_like=ByteLike(share=0.1, min_pieces=0, max_pieces=700 - unigram.NUM_FIXED))
 
 
 def test_validation_adds_the_byte_target_with_the_sampled_shapes():

@@ -7,6 +7,7 @@ import pytest
 
 from lexi.errors import UserError
 from lexi.zett import sampler as zs
+from lexi.zett import substrings, unigram
 
 PRETOKEN = re.compile(r" ?\S+|[^\S ]+| +(?!\S)")  # the docstring's rule, written independently
 
@@ -19,7 +20,7 @@ UNICODE = ("naïve café — 日本語のテキスト 😀🚀 emoji, señor Ωm
 DOCS = [ENGLISH, CODE, UNICODE, ENGLISH.upper(), CODE.replace("x", "value"), UNICODE[::-1]]
 
 
-def reference_counts(texts, max_chars=zs.MAX_CHARS):
+def reference_counts(texts, max_chars=substrings.MAX_CHARS):
     counts = collections.Counter()
     for text in texts:
         tokens = PRETOKEN.findall(text)
@@ -31,8 +32,8 @@ def reference_counts(texts, max_chars=zs.MAX_CHARS):
     return dict(counts)
 
 
-def window_counts(chunks, window=32, max_chars=zs.MAX_CHARS):
-    sc = zs.SubstringCounts(window, max_chars)
+def window_counts(chunks, window=32, max_chars=substrings.MAX_CHARS):
+    sc = substrings.SubstringCounts(window, max_chars)
     for chunk in chunks:
         sc.add(chunk)
     return sc
@@ -101,14 +102,14 @@ def test_sampling_is_deterministic_and_varies_with_the_seed(counts):
     a, b = sample(counts, 1), sample(counts, 2)
     assert a == sample(counts, 1)
     assert {p for p, _ in a} != {p for p, _ in b}
-    assert len(a) == 400 - zs.NUM_FIXED and len({p for p, _ in a}) == len(a)
+    assert len(a) == 400 - unigram.NUM_FIXED and len({p for p, _ in a}) == len(a)
     scores = [s for _, s in a]
     assert scores == sorted(scores, reverse=True) and np.isclose(np.logaddexp.reduce(scores), 0.0)
     chars = {ch for d in DOCS for ch in d}
-    assert len(chars) > (400 - zs.NUM_FIXED) * zs.CHAR_SHARE
-    assert sum(len(p) == 1 for p, _ in a) == int((400 - zs.NUM_FIXED) * zs.CHAR_SHARE)  # capped
+    assert len(chars) > (400 - unigram.NUM_FIXED) * zs.CHAR_SHARE
+    assert sum(len(p) == 1 for p, _ in a) == int((400 - unigram.NUM_FIXED) * zs.CHAR_SHARE)  # capped
     assert chars <= {p for p, _ in sample(counts, 1, size=1000)}  # every character of the window
-    assert len(sample(counts, 1, size=zs.NUM_FIXED + 5)) == 5
+    assert len(sample(counts, 1, size=unigram.NUM_FIXED + 5)) == 5
 
 
 def test_noise_scale_is_drawn_per_vocabulary(counts):
@@ -125,8 +126,8 @@ def test_noise_scale_is_drawn_per_vocabulary(counts):
 
 def test_unigram_tokenizer_round_trips_and_covers_bytes(counts):
     pieces = sample(counts, 3, size=600)
-    tok = zs.unigram_tokenizer(pieces)
-    assert tok.vocab_size == zs.NUM_FIXED + len(pieces)
+    tok = unigram.unigram_tokenizer(pieces)
+    assert tok.vocab_size == unigram.NUM_FIXED + len(pieces)
     assert (tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id) == (0, 1, 2, 3)
     texts = DOCS + ["\n\n\n\n", "  two leading spaces", "trailing  ", "€ ∮ 🎉 unseen", "a\x00b", "", " "]
     for text in texts:
@@ -135,9 +136,9 @@ def test_unigram_tokenizer_round_trips_and_covers_bytes(counts):
         assert ((ids >= 0) & (ids < tok.vocab_size)).all()
         assert not np.isin(ids, [0, 1, 2, 3]).any()
     unseen = tok.encode_np("🎉")  # not in the window: UTF-8 bytes through the byte pieces
-    assert len(unseen) == 4 and ((unseen >= 4) & (unseen < zs.NUM_FIXED)).all()
+    assert len(unseen) == 4 and ((unseen >= 4) & (unseen < unigram.NUM_FIXED)).all()
     assert list(tok.encode_np(" the")) != list(tok.encode_np("the"))  # no dummy prefix
-    assert zs.piece_bytes(pieces).shape == (tok.vocab_size,)
+    assert unigram.piece_bytes(pieces).shape == (tok.vocab_size,)
 
 
 def test_vectorised_model_writer_matches_protobuf(counts):
@@ -146,11 +147,11 @@ def test_vectorised_model_writer_matches_protobuf(counts):
     for pieces in (sample(counts, 4, size=700), [("x" * 130, -3.0), (" é", -1.5)]):  # fast path, fallback
         m = pb.ModelProto()
         entry = pb.ModelProto.SentencePiece
-        m.pieces.extend([entry(piece=p, score=0.0, type=k) for p, k in zs.SPECIALS])
-        m.pieces.extend([entry(piece=p, score=0.0, type=entry.BYTE) for p in zs.BYTE_PIECES])
+        m.pieces.extend([entry(piece=p, score=0.0, type=k) for p, k in unigram.SPECIALS])
+        m.pieces.extend([entry(piece=p, score=0.0, type=entry.BYTE) for p in unigram.BYTE_PIECES])
         m.pieces.extend([entry(piece=p.replace(" ", "\u2581"), score=s) for p, s in pieces])
         m.normalizer_spec.add_dummy_prefix = False
-        tok = zs.unigram_tokenizer(pieces)
+        tok = unigram.unigram_tokenizer(pieces)
         built = pb.ModelProto.FromString(tok.files()["sentencepiece.model"])
         assert list(built.pieces) == list(m.pieces)
         assert built.normalizer_spec.name == "identity" and not built.normalizer_spec.add_dummy_prefix
@@ -161,9 +162,9 @@ def test_unigram_tokenizer_refuses_broken_pieces():
     for bad in ([], [("a", -1.0), ("a", -2.0)], [("<s>", -1.0)], [("", -1.0)], [("a", float("nan"))],
                 [("x", -1.0), ("\u2581x", -1.0), (" x", -1.0)]):
         with pytest.raises(UserError):
-            zs.unigram_tokenizer(bad)
+            unigram.unigram_tokenizer(bad)
     with pytest.raises(UserError):
-        sample(window_counts([["x"]]), 0, size=zs.NUM_FIXED)
+        sample(window_counts([["x"]]), 0, size=unigram.NUM_FIXED)
 
 
 # -- ZettBatches
@@ -230,7 +231,7 @@ def test_vocab_arrays_and_byte_counts_are_consistent():
     for step in (0, 2):
         b = zb.batch_at(step)
         v, t = b["vocab"], b["text"]
-        tok = zs.unigram_tokenizer(zb.pieces_at(step))
+        tok = unigram.unigram_tokenizer(zb.pieces_at(step))
         n = tok.vocab_size
         assert v["mask"].sum() == n and v["mask"][:n].all() and zb.padded_vocab_size == 768
         assert not (v["special"] & ~v["mask"]).any()

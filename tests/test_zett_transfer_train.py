@@ -63,7 +63,7 @@ def test_step_zero_is_what_lexi_zett_eval_reports(smoke):
 
 
 def test_zett_training_logs_a_byte_validation_curve(smoke):
-    from lexi.train.metrics_log import read_metrics
+    from lexi.rundir import read_metrics
 
     out, _, _ = smoke
     rows = [m for m in read_metrics(out / "setup" / "zett") if "val_loss" in m]
@@ -76,7 +76,7 @@ def test_byte_like_and_ordinary_steps_compile_once(smoke, cache_dir):
     """A byte-like vocabulary (261 ids, bytes only, or a few hundred) and an ordinary one
     (512 ids) pad to the same arrays: the jitted step compiles for the first only."""
     from lexi.config import load_config
-    from lexi.train.task import task_for
+    from lexi.tasks import task_for
 
     out, _, _ = smoke
     cfg = load_config("configs/zett.py:tiny", [f"--config.base_workdir={out / 'setup' / 'base'}",

@@ -11,11 +11,10 @@ import pytest
 
 from lexi import cli
 from lexi.errors import UserError
-from lexi.tokenizers import ByteTokenizer, CharTokenizer
-from lexi.zett.sampler import unigram_tokenizer
+from lexi.tokenizers import CharTokenizer, Tokenizer
 from lexi.zett.transfer import baseline_rows
-from lexi.zett.transplant import (Donor, TokenAdapt, anchor_ids, combine, load_donor, omp, transplant_rows)
-from lexi.zett.vocab import byte_vocab
+from lexi.zett.transplant import Donor, TokenAdapt, anchor_ids, combine, load_donor, omp, transplant_rows
+from lexi.zett.unigram import unigram_tokenizer
 
 D = 32
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
@@ -55,7 +54,7 @@ def _donor(target, char, base_VxD, combos: dict, *, map_DxE=None, seed=1) -> Don
     every other id a random row."""
     m = np.eye(D) if map_DxE is None else map_DxE
     rows = np.random.default_rng(seed).normal(size=(target.vocab_size, m.shape[1]))
-    t_ids, b_ids = anchor_ids(byte_vocab(target), char)
+    t_ids, b_ids = anchor_ids(target.token_bytes(), char)
     rows[t_ids] = base_VxD[b_ids] @ m
     for piece, combo in combos.items():
         rows[_ids(target, piece)[0]] = sum(c * base_VxD[ord(ch)] for ch, c in combo.items()) @ m
@@ -115,9 +114,11 @@ def test_omp_with_all_anchors_reproduces_shared_rows_and_exact_combinations(char
     """k = every anchor. A shared token's own donor row is itself: OMP gives back its base row.
     A new token whose donor row is 2 t - 0.5 h + 0.25 e gets exactly 2 t - 0.5 h + 0.25 e of the
     base, also when the donor's space is another one (a random linear map to width 40)."""
-    vocab = byte_vocab(target)
+    vocab = target.token_bytes()
     t_ids, b_ids = anchor_ids(vocab, char)
-    assert len(t_ids) == len(LETTERS)
+    anchored = {vocab.pieces[i] for i in t_ids}
+    assert {c.encode() for c in LETTERS} <= anchored  # every letter and the space, and the other ASCII
+    assert all(len(p) == 1 and p[0] < 0x80 for p in anchored)  # bytes the target writes with "<0xNN>" alone
     map_DxE = np.random.default_rng(2).normal(size=(D, 40)) if other_space else None
     combo = {"t": 2.0, "h": -0.5, "e": 0.25}
     donor = _donor(target, char, table, {"the": combo}, map_DxE=map_DxE)
@@ -134,7 +135,7 @@ def test_omp_with_all_anchors_reproduces_shared_rows_and_exact_combinations(char
 def test_omp_transfers_input_and_output_matrices_of_an_untied_base(char, target, table):
     head = np.random.default_rng(3).normal(size=table.shape).astype(np.float32)
     the = _ids(target, "the")[0]
-    t_ids, b_ids = anchor_ids(byte_vocab(target), char)
+    t_ids, b_ids = anchor_ids(target.token_bytes(), char)
     donor = _donor(target, char, table, {"the": {"t": 1.0, "h": 1.0}})
     head_rows = donor.head_VxE.copy()
     head_rows[t_ids] = head[b_ids]
@@ -201,7 +202,7 @@ def test_shared_tokens_and_specials_keep_their_rows(char, target, table, method,
     head = np.random.default_rng(5).normal(size=table.shape).astype(np.float32)
     donor = _donor(target, char, table, {}) if with_donor else None
     rows_in, rows_out = baseline_rows(_FakeBase(char, table, head), target, method, donor=donor)
-    t_ids, b_ids = anchor_ids(byte_vocab(target), char)
+    t_ids, b_ids = anchor_ids(target.token_bytes(), char)
     np.testing.assert_array_equal(rows_in[t_ids], table[b_ids])
     np.testing.assert_array_equal(rows_out[t_ids], head[b_ids])
     for t_id, c_id in ((target.bos_id, char.bos_id), (target.eos_id, char.eos_id), (target.unk_id, char.unk_id)):
@@ -230,12 +231,22 @@ def test_a_donor_with_another_tokenizer_is_refused(char, target, table):
         transplant_rows([table], char, target, "omp", donor=donor)
 
 
+class _Han(Tokenizer):
+    """Ten CJK characters and two specials: no token in common with the ASCII char tokenizer."""
+
+    name, vocab_size, pad_id, bos_id, eos_id, special_ids = "han-test", 12, 10, 11, 11, (10, 11)
+    encode = record = None
+
+    def decode(self, ids):
+        return "".join(chr(0x4E00 + i) for i in ids if i < 10)
+
+
 def test_vocabularies_without_shared_tokens_have_no_anchors(char, table):
-    byte = ByteTokenizer()  # every id a raw byte: no text token in common with the char tokenizer
-    donor = Donor(workdir="d", tokenizer=byte, table_VxE=np.ones((byte.vocab_size, 4), np.float32),
-                  head_VxE=np.ones((byte.vocab_size, 4), np.float32))
+    han = _Han()
+    donor = Donor(workdir="d", tokenizer=han, table_VxE=np.ones((han.vocab_size, 4), np.float32),
+                  head_VxE=np.ones((han.vocab_size, 4), np.float32))
     with pytest.raises(UserError, match="share no token .* no anchors"):
-        transplant_rows([table], char, byte, "omp", donor=donor)
+        transplant_rows([table], char, han, "omp", donor=donor)
 
 
 def test_omp_without_a_donor_says_what_it_needs(char, target, table, tmp_path, capsys):

@@ -13,7 +13,9 @@ from lexi.errors import UserError
 from lexi.tokenizers import ByteTokenizer, CharTokenizer, UnicodeTokenizer
 from lexi.tokenizers import unicode as uni
 from lexi.tokenizers.hf import HFTokenizer
-from lexi.zett.vocab import BYTE_ALPHABET, ByteVocab, byte_vocab, decompose, read_tokenizer_json
+from lexi.tokenizers.hf_pieces import BYTE_ALPHABET, read_tokenizer_json
+from lexi.tokenizers.token_bytes import ByteVocab, make_vocab
+from lexi.zett.vocab import decompose
 
 SPACE = "\u2581"
 EXTRA = ["naïve café — “quotes” 中文 Ωmega 😀 señor\n\tdef f(x): return x**2  # code\n"] * 3
@@ -131,13 +133,13 @@ def joined(vocab: ByteVocab, ids) -> bytes:
 
 
 def test_byte_vocab_char_byte_unicode():
-    c = byte_vocab(CharTokenizer())
+    c = (CharTokenizer()).token_bytes()
     assert len(c) == 128 and c.roles == {0: "pad", 2: "bos", 3: "eos", 26: "unk"}
     assert c.pieces[65] == b"A" and c.pieces[10] == b"\n" and c.pieces[1] == b"\x01" and c.pieces[2] == b""
     assert c.special_mask().sum() == 4 and c.special_mask()[26]
-    b = byte_vocab(ByteTokenizer())
+    b = (ByteTokenizer()).token_bytes()
     assert len(b) == 259 and b.pieces[0xE2] == b"\xe2" and b.roles == {256: "pad", 257: "bos", 258: "eos"}
-    u = byte_vocab(UnicodeTokenizer(["th", "the"]))
+    u = (UnicodeTokenizer(["th", "the"])).token_bytes()
     assert len(u) == uni.VOCAB_SIZE and u.pieces[ord("é")] == "é".encode() and u.pieces[0xFFFD] == "\ufffd".encode()
     assert u.pieces[uni.NGRAM_IDS[1]] == b"the" and u.pieces[uni.BYTE_BASE + 0xAB] == b"\xab"
     assert u.roles[uni.PAD_ID] == "pad" and u.roles[uni.UNK_ID] == "unk" and u.roles[int(uni.NGRAM_IDS[2])] == "control"
@@ -145,7 +147,7 @@ def test_byte_vocab_char_byte_unicode():
 
 
 def test_byte_vocab_sentencepiece(sp_base):
-    v = byte_vocab(sp_base)
+    v = sp_base.token_bytes()
     sp = sp_base._sp
     assert len(v) == sp_base.vocab_size and v.roles == {0: "pad", 1: "unk", 2: "bos", 3: "eos"}
     assert v.pieces[sp.piece_to_id(SPACE + "the")] == b" the" and v.pieces[sp.piece_to_id(SPACE)] == b" "
@@ -163,7 +165,7 @@ def test_byte_vocab_falls_back_to_decoding_each_id():
         def decode(self, ids):
             return "".join(chr(i).upper() for i in ids if i < 128)
 
-    v = byte_vocab(Upper())
+    v = (Upper()).token_bytes()
     assert v.pieces[97] == b"A" and v.roles == {128: "pad", 129: "eos"}
 
 
@@ -202,6 +204,24 @@ def test_decompose_char_base_exact():
     assert base.replaced_count == 0  # decomposing is not corpus encoding
 
 
+def test_a_byte_without_a_text_twin_is_text(sp_base):
+    """The byte tokenizer's b"a" and a bytes-only vocabulary's "<0x61>" are how those tokenizers
+    write "a": onto a base with an "a" piece they get that piece, not the base's "<0x61>" (a
+    fallback row the base never trains when every letter is a piece). A byte that is no text on
+    its own stays a fallback; so does "<0x2C>" where "," is also a piece."""
+    sp = sp_base._sp
+    b = (ByteTokenizer()).token_bytes()
+    assert b.byte_ids == frozenset(range(0x80, 0x100))
+    for lexical in (True, False):
+        d = decompose(b, sp_base, length=4, lexical=lexical)
+        assert row(d, ord("a")) == [sp.piece_to_id("a")] and row(d, ord(",")) == [sp.piece_to_id(",")]
+        assert row(d, 0xE2) == [sp.piece_to_id("<0xE2>")]
+    v = make_vocab([bytes([i]) for i in range(256)] + [b"th"], {}, range(256))  # a bytes-only vocabulary
+    assert v.byte_ids == frozenset(range(0x80, 0x100))
+    twin = make_vocab([b",", b",", b"\xe2"], {}, [1, 2])
+    assert twin.byte_ids == frozenset({1, 2})
+
+
 def test_decompose_byte_and_unicode_bases():
     target = ByteVocab((b" the", b"\xe2", b" \xe2\x80", "😀".encode(), b"", b""), {4: "bos", 5: "unk"})
     d = decompose(target, ByteTokenizer(), length=6)
@@ -236,7 +256,7 @@ def test_sentencepiece_identity_rule(kjv_docs, sp_cache, model_type):
     exactly for the pieces the model gives back for their own text mid-text."""
     base = tokenizers.train_sentencepiece(kjv_docs[:40] + EXTRA, 700, sp_cache, model_type=model_type)
     oracle = mid_text_oracle(base)
-    v = byte_vocab(base)
+    v = base.token_bytes()
     ident = decompose(v, base, length=8)
     assert ident.ids_VxL[:, 0].tolist() == list(range(len(v))) and (ident.lengths_V == 1).all()
     d = decompose(v, base, length=8, lexical=False)
@@ -248,8 +268,10 @@ def test_sentencepiece_identity_rule(kjv_docs, sp_cache, model_type):
         want = oracle(piece.decode("utf-8"))
         assert row(d, i) == want[:8] and d.full_lengths_V[i] == len(want), (base._sp.id_to_piece(i), want)
         same += want == [i]
-    assert len(v.byte_ids) == 256
-    normal = len(v) - len(v.roles) - 256
+    text = {p for i, p in enumerate(v.pieces) if i not in v.roles and i not in v.byte_ids}
+    assert all(v.pieces[i][0] >= 0x80 or v.pieces[i] in text for i in v.byte_ids)
+    assert len(v.byte_ids) >= 128 and v.pieces[base._sp.piece_to_id(",")] in text
+    normal = len(v) - len(v.roles) - len(v.byte_ids)
     assert same >= 0.8 * normal  # most pieces are their own decomposition
 
 
@@ -287,14 +309,14 @@ def test_rows_concatenate_to_the_token(sp_base, spans):
     pieces = tuple(SOURCE[a:a + n] for a, n in spans)
     target = ByteVocab(pieces + (b"",), {len(pieces): "eos"})
     for base in (sp_base, ByteTokenizer(), UnicodeTokenizer(["th", "the", "an", "ea"])):
-        v = byte_vocab(base)
+        v = base.token_bytes()
         d = decompose(target, base, length=64)
         assert (d.full_lengths_V <= 64).all()
         for i, p in enumerate(pieces):
             assert joined(v, d.ids_VxL[i]) == p, (base.name, p)
     ascii_pieces = tuple(p for p in pieces if p.isascii() and not set(p) & {0, 2, 3})
     d = decompose(ByteVocab(ascii_pieces, {}), CharTokenizer(), length=64)
-    assert [joined(byte_vocab(CharTokenizer()), r) for r in d.ids_VxL] == list(ascii_pieces)
+    assert [joined((CharTokenizer()).token_bytes(), r) for r in d.ids_VxL] == list(ascii_pieces)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +412,7 @@ def test_hf_tokenizer_ids(hf_byte_level, hf_unigram, hf_byte_fallback, hf_wordpi
     bert = HFTokenizer(raw(hf_wordpiece))
     assert (bert.bos_id, bert.eos_id, bert.pad_id, bert.unk_id, bert.special_ids) == (2, 3, 0, 1, (0, 1, 2, 3, 4))
     for tok in (gpt2, uni_, llama, bert):  # byte_vocab agrees with the tokenizer on what is special
-        assert set(byte_vocab(tok).roles) == set(tok.special_ids) | {tok.unk_id} - {None}
+        assert set(tok.token_bytes().roles) == set(tok.special_ids) | {tok.unk_id} - {None}
 
 
 def test_hf_tokenizer_round_trips(hf_byte_level, hf_byte_fallback, tmp_path):
@@ -446,11 +468,11 @@ def test_hf_tokenizer_errors(tmp_path, hf_lib):
 
 def test_decompose_onto_byte_level_bpe(hf_byte_level, sp_base):
     base = HFTokenizer(raw(hf_byte_level))
-    bv = byte_vocab(base)
+    bv = base.token_bytes()
     d = decompose(bv, base)
     single = (d.lengths_V == 1) & (d.ids_VxL[:, 0] == np.arange(len(bv)))
     assert single[0] and single.mean() > 0.95  # itself: nearly every token is its own decomposition
-    target = byte_vocab(sp_base)
+    target = sp_base.token_bytes()
     d = decompose(target, base, length=64)
     for i, p in enumerate(target.pieces):  # lossless, "▁" pieces and byte pieces included
         assert joined(bv, d.ids_VxL[i]) == p or i in target.roles

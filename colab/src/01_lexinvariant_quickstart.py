@@ -85,7 +85,7 @@ for family, cfg in configs.items():
 # ASCII ids costs ln 128 = 4.85 nats per character.
 
 # %%
-from lexi.train.metrics_log import read_metrics
+from lexi.rundir import read_metrics
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for family, run_dir in RUNS.items():

@@ -125,7 +125,7 @@ show(fig)
 # %%
 from lexi.data.pipeline import build_token_stream, eval_windows
 from lexi.eval import decipher
-from lexi.train.setup_run import cache_dir
+from lexi.rundir import cache_dir
 
 train_tokens = build_token_stream(corpus, "train", tok, cache_dir(cfg))
 alphabet, letter_mode = decipher.alphabet_for(tok)

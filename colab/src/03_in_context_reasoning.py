@@ -58,7 +58,7 @@ tok = models["standard"].tokenizer
 from lexi.data.corpora import get_corpus
 from lexi.data.pipeline import build_token_stream
 from lexi.eval import tasks
-from lexi.train.setup_run import cache_dir
+from lexi.rundir import cache_dir
 
 train_tokens = build_token_stream(get_corpus(cfg.data), "train", tok, cache_dir(cfg))
 counts = np.bincount(np.asarray(train_tokens[:5_000_000]), minlength=tok.vocab_size)

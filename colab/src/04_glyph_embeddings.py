@@ -134,7 +134,7 @@ for name, variant in (("glyph", SIZE), ("trainable", f"{SIZE}_trainable")):
 
 # %%
 from lexi.eval.suite import compare
-from lexi.train.metrics_log import read_metrics
+from lexi.rundir import read_metrics
 
 comparison = compare(list(RUNS.values()), WORKDIR / "compare")
 display(Markdown(comparison["table"]))

@@ -85,7 +85,7 @@ print(f"hypernetwork: {zett_cfg.hypernet.num_layers} encoder layer(s), sampled v
 # %%
 from lexi import tokenizers
 from lexi.config import base_config
-from lexi.train.setup_run import tokenizer_from_config
+from lexi.rundir import tokenizer_from_config
 
 tok_cfg = base_config()  # corpus kjv
 tok_cfg.data.tokenizer.update(kind="sentencepiece", vocab_size=TARGET_PIECES, model_type="bpe")

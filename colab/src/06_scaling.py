@@ -71,7 +71,8 @@ print(np.vectorize(lambda d: d.id)(mesh.devices))  # device ids laid out on the 
 
 # %%
 from lexi import tokenizers
-from lexi.train.setup_run import assemble, cache_dir
+from lexi.rundir import cache_dir
+from lexi.train.setup_run import assemble
 
 vocab, specials = tokenizers.size_from_config(cfg.data.tokenizer, cache_dir(cfg))
 run = assemble(cfg, vocab, specials, mesh)

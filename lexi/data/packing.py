@@ -122,6 +122,27 @@ class Batches:
         return pack(windows, self.bos_id, self.pad_id)
 
 
+def sequence_windows(seqs, pad_id: int, length: int, scored=None) -> dict[str, np.ndarray]:
+    """[N, length] windows of given token sequences (bos first, at most length + 1 tokens each):
+    inputs seq[:-1], targets seq[1:], right-padded, one segment each; the loss covers the last
+    `scored[i]` targets of sequence i (all of them by default). What scoring a document or a
+    multiple-choice answer reads; `eval_windows` instead samples windows from a token stream."""
+    n = len(seqs)
+    inputs = np.full((n, length), pad_id, np.int32)
+    targets = np.full((n, length), pad_id, np.int32)
+    segs = np.zeros((n, length), np.int32)
+    mask = np.zeros((n, length), np.float32)
+    for i, s in enumerate(seqs):
+        m = len(s) - 1
+        if not 0 < m <= length:
+            raise ValueError(f"sequence {i} has {len(s)} tokens; a window of {length} takes 2 to {length + 1}")
+        k = m if scored is None else min(int(scored[i]), m)
+        inputs[i, :m], targets[i, :m], segs[i, :m] = s[:-1], s[1:], 1
+        mask[i, m - k:m] = 1.0
+    positions = np.broadcast_to(np.arange(length, dtype=np.int32), (n, length)).copy()
+    return {"inputs": inputs, "targets": targets, "segment_ids": segs, "positions": positions, "loss_mask": mask}
+
+
 def _evenly(n_items: int, num: int) -> np.ndarray:
     """`num` indices spread over range(n_items), distinct when num <= n_items."""
     return (np.arange(num, dtype=np.int64) * n_items) // num

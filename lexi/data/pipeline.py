@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from lexi.data.corpora import check_split
+from lexi.data.corpus import check_split
 from lexi.data.packing import BATCH_KEYS, Batches, check_length, eval_windows, pack, segments
 from lexi.data.prefetch import Prefetcher
 from lexi.errors import UserError

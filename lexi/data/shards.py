@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Iterator, Optional
 
-from lexi.data.corpora import Corpus, check_split, decode_utf8, in_validation
+from lexi.data.corpus import Corpus, check_split, decode_utf8, in_validation
 from lexi.data.text_files import (GZIP_ERRORS, BadLines, TextFiles, damaged, is_jsonl, json_text, open_binary,
                                   read_bytes)
 from lexi.errors import UserError

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
-from lexi.data.corpora import HashSplitCorpus, decode_utf8
+from lexi.data.corpus import HashSplitCorpus, decode_utf8
 from lexi.errors import UserError
 
 log = logging.getLogger("lexi")

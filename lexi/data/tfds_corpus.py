@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any, Iterator
 
-from lexi.data.corpora import Corpus, check_split
+from lexi.data.corpus import Corpus, check_split
 from lexi.errors import UserError
 
 _READ_BATCH = 256  # examples fetched per data-source call

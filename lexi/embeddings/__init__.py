@@ -22,9 +22,13 @@ _REGISTRY: dict[str, Builder] = {}
 _CLASSES: dict[str, type] = {}
 
 
-def register(kind: str, builder: Builder, cls: type | None = None) -> None:
-    """builder(emb_cfg: dict, vocab_size, d_model, special_ids, used_ids) -> Embedding module;
-    `cls` (the module class) says whether the family takes a restricted readout."""
+def register(kind: str, builder: Builder | type, cls: type | None = None) -> None:
+    """`config.embedding.kind = kind` builds this family. `builder` is an Embedding subclass
+    (its dataclass fields are the config fields, checked by name), or a function
+    builder(emb_cfg: dict, vocab_size, d_model, special_ids, used_ids) -> Embedding module with
+    `cls`, the module class, saying whether the family takes a restricted readout."""
+    if isinstance(builder, type):
+        builder, cls = _simple(builder), builder
     _REGISTRY[kind] = builder
     if cls is not None:
         _CLASSES[kind] = cls
@@ -64,11 +68,11 @@ def _simple(cls):
     return build
 
 
-register("trainable", _simple(TrainableEmbedding), TrainableEmbedding)
-register("lexinvariant", _simple(LexinvariantEmbedding), LexinvariantEmbedding)
-register("regularized", _simple(RegularizedEmbedding), RegularizedEmbedding)
-register("frozen", _simple(FrozenEmbedding), FrozenEmbedding)
-register("predicted", _simple(PredictedEmbedding), PredictedEmbedding)
+register("trainable", TrainableEmbedding)
+register("lexinvariant", LexinvariantEmbedding)
+register("regularized", RegularizedEmbedding)
+register("frozen", FrozenEmbedding)
+register("predicted", PredictedEmbedding)
 
 
 def build(emb_cfg: dict, vocab_size: int, d_model: int, special_ids: tuple = (),

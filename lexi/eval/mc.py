@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lexi.data.packing import sequence_windows
 from lexi.errors import UserError
 from lexi.eval import scoring
 
@@ -73,18 +74,8 @@ def _choice_logprobs(model, variables, tokenizer, prompts_choices: list[tuple[st
                      seq_len: int, seed: int, batch_size: int) -> np.ndarray:
     """float[N]: log p(choice | bos + prompt), summed over the choice's tokens, one per pair."""
     seqs, n_choice = zip(*(_windows(tokenizer, p, c, seq_len) for p, c in prompts_choices))
-    length = max(len(s) for s in seqs) - 1
-    n = len(seqs)
-    inputs = np.full((n, length), tokenizer.pad_id, np.int32)
-    targets = np.full((n, length), tokenizer.pad_id, np.int32)
-    segs = np.zeros((n, length), np.int32)
-    mask = np.zeros((n, length), np.float32)
-    for i, (s, k) in enumerate(zip(seqs, n_choice)):
-        m = len(s) - 1
-        inputs[i, :m], targets[i, :m], segs[i, :m] = s[:-1], s[1:], 1
-        mask[i, m - k:m] = 1.0  # only the choice's tokens are scored
-    windows = {"inputs": inputs, "targets": targets, "segment_ids": segs,
-               "positions": np.broadcast_to(np.arange(length, dtype=np.int32), (n, length)).copy(), "loss_mask": mask}
+    windows = sequence_windows(seqs, tokenizer.pad_id, max(len(s) for s in seqs) - 1, scored=n_choice)
+    mask = windows["loss_mask"]  # only the choice's tokens are scored
     nll = scoring.token_nll(model, variables, windows, seed=seed, batch_size=batch_size, rows=np.asarray(rows))
     return -(nll * mask).sum(axis=1)
 

@@ -235,7 +235,7 @@ def write_report(named: dict[str, dict], out_dir: Path, title: str) -> dict[str,
 def load_results(run_dir: Path) -> dict:
     """A run's eval/results.json (if evaluated) plus its training record from metrics.jsonl
     (if trained here): the final validation loss and its curve."""
-    from lexi.train.metrics_log import read_metrics
+    from lexi.rundir import read_metrics
 
     path = Path(run_dir) / "eval" / "results.json"
     res = json.loads(path.read_text()) if path.exists() else {}

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lexi.embeddings.streams import EVAL_STREAM  # one tag, so suite and training validation draw alike
 from lexi.model.lm import LanguageModel
-from lexi.train.step import EVAL_STREAM  # one tag, so suite and training validation draw alike
 
 
 def eval_context(model: LanguageModel, seed: int, rows: np.ndarray):
@@ -28,7 +28,7 @@ def _token_nll(model, variables, batch, ctx):
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _hidden(model, variables, inputs, ctx):
-    return model.apply(variables, inputs, ctx, method=LanguageModel.hidden_states)
+    return model.apply(variables, inputs, ctx, method=LanguageModel.hidden)
 
 
 def token_nll(model, variables, windows: dict, *, seed: int = 0, batch_size: int = 16,

@@ -37,7 +37,7 @@ def _split_tokens(cfg, data_cfg, split: str, tok) -> np.ndarray:
     validation's first data.streaming_validation_documents documents, as training validated on, and
     the train split's first EVAL_TRAIN_DOCUMENTS documents (at most ~EVAL_TRAIN_TOKENS tokens)."""
     from lexi.data.corpora import get_corpus
-    from lexi.train.setup_run import cache_dir
+    from lexi.rundir import cache_dir
 
     seq_len = cfg.data.seq_len
     if cfg.data.get("input_pipeline", "cached") != "streaming":
@@ -73,7 +73,7 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
         raise UserError("the mc suite needs --mc-file questions.jsonl")
     questions = mc.load_questions(Path(mc_file)) if "mc" in suites else None
     loaded = load_for_inference(Path(workdir))
-    cfg, tok, model, variables = loaded.run.cfg, loaded.tokenizer, loaded.model, loaded.variables
+    cfg, tok, model, variables = loaded.cfg, loaded.tokenizer, loaded.model, loaded.variables
     seq_len = cfg.data.seq_len
     if corpus and text_file:
         raise UserError("give --corpus or --text-file, not both: each replaces the validation split")

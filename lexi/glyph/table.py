@@ -23,7 +23,6 @@ import collections
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -32,6 +31,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from lexi.files import atomic_file
 from lexi.glyph import render
 from lexi.glyph.fonts import font_digest, resolve_fonts
 
@@ -47,51 +47,9 @@ class Display(NamedTuple):
     value: Any
 
 
-def _special_name(tok, i: int) -> Optional[str]:
-    if i == getattr(tok, "unk_id", None) and i not in (tok.bos_id, tok.eos_id):
-        return "unk"
-    if i == tok.pad_id:
-        return "pad"
-    if i == tok.bos_id and tok.bos_id != tok.eos_id:
-        return "bos"
-    if i == tok.eos_id:
-        return "eos"
-    return None
-
-
 def token_displays(tokenizer) -> list[Display]:
-    """Display of every id of any lexi tokenizer (char, byte, sentencepiece, unicode, or a
-    kind with `token_info(i)`, else by decoding each id alone)."""
-    v, name = int(tokenizer.vocab_size), getattr(tokenizer, "name", "")
-    specials = set(int(i) for i in tokenizer.special_ids)
-    if hasattr(tokenizer, "token_info"):
-        return [Display(*tokenizer.token_info(i)) for i in range(v)]
-    out = []
-    if name == "sentencepiece":
-        sp = tokenizer._sp
-        for i in range(v):
-            piece = sp.id_to_piece(i)
-            if sp.is_unknown(i):
-                out.append(Display("special", "unk"))
-            elif i in specials or sp.is_control(i):
-                out.append(Display("special", _special_name(tokenizer, i)))
-            elif sp.is_unused(i):
-                out.append(Display("unused", None))
-            elif sp.is_byte(i):
-                out.append(Display("byte", int(piece[3:5], 16)))  # "<0xNN>"
-            else:
-                out.append(Display("text", piece.replace("\u2581", " ")))
-        return out
-    for i in range(v):
-        if i in specials:
-            out.append(Display("special", _special_name(tokenizer, i)))
-        elif name == "byte" and i < 256:
-            out.append(Display("text", chr(i)) if i < 0x80 else Display("byte", i))
-        else:
-            text = tokenizer.decode([i])
-            ok = text and "\ufffd" not in text
-            out.append(Display("text", text) if ok else Display("unused", None))
-    return out
+    """Display of every id, as the tokenizer says it (`Tokenizer.token_info`)."""
+    return [Display(*tokenizer.token_info(i)) for i in range(int(tokenizer.vocab_size))]
 
 
 def _escape(s: str) -> str:
@@ -324,15 +282,8 @@ def _read_stored_member(path: Path, name: str) -> np.ndarray:
 def _save(path: Path, table: np.ndarray, stats: dict) -> None:
     """Write the .npz atomically: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, embeddings=table, stats=np.asarray(json.dumps(stats)))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        np.savez(f, embeddings=table, stats=np.asarray(json.dumps(stats)))
 
 
 __all__ = ["Display", "token_displays", "token_labels", "display_label", "build_bitmaps", "disambiguate",

@@ -154,7 +154,7 @@ def export_hf(workdir: str | Path, out: str | Path, max_shard_bytes: int = 5 << 
         raise UserError(f"{out} exists and is not empty; choose a new --out folder")
     record = workdir / IMPORT_RECORD
     source = json.loads(record.read_text())["config"] if record.exists() else None
-    model = dataclasses.asdict(loaded.run.model.backbone)  # head_dim resolved
+    model = dataclasses.asdict(loaded.model.backbone)  # head_dim resolved
     special = {"bos": tok.bos_id, "eos": tok.eos_id, "pad": tok.pad_id}
     hf, tied = arch.to_hf(model, emb, tok.vocab_size, special, source)
     scale = readout_scale(emb.get("logit_scale", 0.0), model["d_model"])

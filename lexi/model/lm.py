@@ -30,6 +30,7 @@ class LanguageModel(nn.Module):
     def hidden(self, inputs_BxL: Array, ctx: Any, segment_ids_BxL: Optional[Array] = None,
                positions_BxL: Optional[Array] = None, *, deterministic: bool = True,
                decode: bool = False, cache_len: int = 0) -> Array:
+        """Final-layer (final-normed) activations h_BxLxD: what the readout and probes read."""
         x = self.embedding.embed(inputs_BxL, ctx)
         return self.body(x, segment_ids_BxL, positions_BxL, deterministic=deterministic,
                          decode=decode, cache_len=cache_len)
@@ -45,11 +46,6 @@ class LanguageModel(nn.Module):
                positions_BxL: Optional[Array] = None, *, decode: bool = False, cache_len: int = 0) -> Array:
         h = self.hidden(inputs_BxL, ctx, segment_ids_BxL, positions_BxL, decode=decode, cache_len=cache_len)
         return self.embedding.logits(h, ctx)
-
-    def hidden_states(self, inputs_BxL: Array, ctx: Any, segment_ids_BxL: Optional[Array] = None,
-                      positions_BxL: Optional[Array] = None) -> Array:
-        """Final-layer activations h_BxLxD, e.g. for probes."""
-        return self.hidden(inputs_BxL, ctx, segment_ids_BxL, positions_BxL)
 
     def residual_streams(self, inputs_BxL: Array, ctx: Any, segment_ids_BxL: Optional[Array] = None,
                          positions_BxL: Optional[Array] = None) -> Array:

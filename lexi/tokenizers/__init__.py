@@ -22,6 +22,7 @@ from lexi.tokenizers import hf as _hf
 from lexi.tokenizers.hf import HFTokenizer
 from lexi.tokenizers.sentencepiece import TRAINED_SPECIAL_IDS, SentencePieceTokenizer, train_sentencepiece
 from lexi.tokenizers import unicode as _unicode
+from lexi.tokenizers import unicode_ngrams
 from lexi.tokenizers.unicode import UnicodeTokenizer
 
 # loader(description, base) -> Tokenizer. `description` is a tokenizer.json's content, or
@@ -118,7 +119,7 @@ def from_config(tok_cfg, texts_fn: Callable[[], Iterable[str]], cache_dir: str |
         return train_sentencepiece(texts_fn(), int(cfg.get("vocab_size", 8000)), cache_dir,
                                    model_type=str(cfg.get("model_type", "unigram")), key=corpus_key, seed=seed)
     if kind == "unicode":  # n-grams (num_ngrams, max_n) are learned on texts_fn() and cached
-        return _unicode.from_config(cfg, texts_fn, cache_dir, key=corpus_key)
+        return unicode_ngrams.from_config(cfg, texts_fn, cache_dir, key=corpus_key)
     if kind == "corpus_chars":  # one pass over the train split's characters (seconds for KJV)
         return CorpusCharTokenizer.from_texts(texts_fn())
     if kind in _KINDS:

@@ -10,11 +10,13 @@ import abc
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
+
+from lexi.files import atomic_write
+from lexi.tokenizers.token_bytes import ByteVocab, decoded_vocab, special_name
 
 TOKENIZER_JSON = "tokenizer.json"
 
@@ -49,6 +51,27 @@ class Tokenizer(abc.ABC):
     @abc.abstractmethod
     def record(self) -> dict[str, Any]:
         """What loading needs: {"kind": ..., plus settings and relative model-file names}."""
+
+    def token_info(self, i: int) -> tuple[str, Any]:
+        """What id `i` stands for, for people and pictures (lexi/glyph): ("text", str),
+        ("byte", int), ("special", "pad" | "bos" | "eos" | "unk" | None) or ("unused", None).
+        Here: decoded alone; kinds that know better override it."""
+        i = int(i)
+        if i in {int(s) for s in self.special_ids}:
+            return "special", special_name(self, i)
+        text = self.decode([i])
+        return ("text", text) if text and "\ufffd" not in text else ("unused", None)
+
+    def token_bytes(self) -> ByteVocab:
+        """Every id as the exact bytes it adds to decoded text, or its special role: how ZeTT
+        reads a vocabulary (lexi/tokenizers/token_bytes.py). Here: each id decoded alone."""
+        return decoded_vocab(self)
+
+    def mid_text(self) -> "Tokenizer":
+        """The tokenizer that encodes a text found right after a token boundary inside a text:
+        this one, unless the kind puts something before every text (SentencePiece's dummy
+        prefix, a Hugging Face prefix space), which the returned one leaves out."""
+        return self
 
     def files(self) -> dict[str, bytes]:
         """Model files saved next to tokenizer.json, by relative name."""
@@ -87,16 +110,3 @@ def id_array(ids: Iterable[int]) -> np.ndarray:
     if not isinstance(ids, (list, tuple)) and not hasattr(ids, "__array__"):
         ids = list(ids)
     return np.asarray(ids, dtype=np.int64).ravel()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Readers never see half a file, even with several processes writing it at once."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -6,6 +6,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from lexi.tokenizers.base import Tokenizer, id_array
+from lexi.tokenizers.token_bytes import ByteVocab, make_vocab, special_name, special_roles
 
 
 class ByteTokenizer(Tokenizer):
@@ -34,6 +35,16 @@ class ByteTokenizer(Tokenizer):
             return data.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             return data.decode("utf-8", "replace")
+
+    def token_info(self, i: int) -> tuple[str, Any]:
+        i = int(i)
+        if i in self.special_ids:
+            return "special", special_name(self, i)
+        return ("text", chr(i)) if i < 0x80 else ("byte", i)
+
+    def token_bytes(self) -> ByteVocab:
+        return make_vocab([bytes([i]) for i in range(256)] + [b""] * (self.vocab_size - 256), special_roles(self),
+                          range(256))
 
     def record(self) -> dict[str, Any]:
         return {"kind": "byte"}

@@ -6,6 +6,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from lexi.tokenizers.base import Tokenizer, id_array
+from lexi.tokenizers.token_bytes import ByteVocab, make_vocab, special_roles
 
 SUB = 26  # ASCII "substitute": stands for every non-ASCII character
 
@@ -43,6 +44,11 @@ class CharTokenizer(Tokenizer):
         a = id_array(ids)
         keep = (a >= 0) & (a < 128) & ~np.isin(a, self.special_ids)
         return a[keep].astype(np.uint8).tobytes().decode("ascii")
+
+    def token_bytes(self) -> ByteVocab:
+        """id = byte. pad NUL, bos STX, eos ETX carry no text (encode SUBs them in text), and SUB
+        (26) is the unk, standing for any replaced character."""
+        return make_vocab([bytes([i]) for i in range(self.vocab_size)], special_roles(self))
 
     def record(self) -> dict[str, Any]:
         return {"kind": "char"}

@@ -19,7 +19,9 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from lexi.errors import UserError
-from lexi.tokenizers.base import Tokenizer, atomic_write, id_array
+from lexi.files import atomic_write
+from lexi.tokenizers.base import Tokenizer, id_array
+from lexi.tokenizers.token_bytes import ByteVocab, make_vocab, special_name, special_roles
 
 log = logging.getLogger("lexi")
 
@@ -77,7 +79,7 @@ class SentencePieceTokenizer(Tokenizer):
         try:
             return list(self._sp.encode(text, out_type=int))
         except (RuntimeError, TypeError, UnicodeError):  # lone surrogates cannot reach the C++ side
-            return list(self._sp.encode(_valid_unicode(text), out_type=int))
+            return list(self._sp.encode(valid_unicode(text), out_type=int))
 
     def encode_batch_np(self, texts: Sequence[str]) -> list[np.ndarray]:
         if not texts:
@@ -86,7 +88,7 @@ class SentencePieceTokenizer(Tokenizer):
         try:
             ids = self._sp.encode(list(texts), out_type=int, num_threads=threads)
         except (RuntimeError, TypeError, UnicodeError):
-            ids = self._sp.encode([_valid_unicode(t) for t in texts], out_type=int, num_threads=threads)
+            ids = self._sp.encode([valid_unicode(t) for t in texts], out_type=int, num_threads=threads)
         return [np.asarray(x, dtype=np.int32) for x in ids]
 
     def encode_np(self, text: str) -> np.ndarray:
@@ -97,6 +99,40 @@ class SentencePieceTokenizer(Tokenizer):
         a = a[(a >= 0) & (a < self.vocab_size) & ~np.isin(a, self._skip)]
         return self._sp.decode(a.tolist())
 
+    def token_info(self, i: int) -> tuple[str, Any]:
+        i, sp = int(i), self._sp
+        if sp.is_unknown(i):
+            return "special", "unk"
+        if i in self.special_ids or sp.is_control(i):
+            return "special", special_name(self, i)
+        if sp.is_unused(i):
+            return "unused", None
+        piece = sp.id_to_piece(i)
+        if sp.is_byte(i):
+            return "byte", int(piece[3:5], 16)  # "<0xNN>"
+        return "text", piece.replace("\u2581", " ")
+
+    def token_bytes(self) -> ByteVocab:
+        """Pieces with "▁" as a space and "<0xAB>" byte pieces as that byte; control, unknown and
+        unused pieces are special."""
+        sp = self._sp
+        ids = list(range(self.vocab_size))
+        roles = {i: "control" for i, c, u in zip(ids, sp.is_control(ids), sp.is_unused(ids)) if c or u}
+        roles.update({i: "unk" for i, u in zip(ids, sp.is_unknown(ids)) if u})
+        is_byte = sp.is_byte(ids)
+        pieces = [bytes([int(p[3:5], 16)]) if b else p.replace("\u2581", " ").encode("utf-8")
+                  for p, b in zip(sp.id_to_piece(ids), is_byte)]
+        return make_vocab(pieces, {**roles, **special_roles(self)}, [i for i, b in zip(ids, is_byte) if b])
+
+    def mid_text(self) -> "SentencePieceTokenizer":
+        """The same model with add_dummy_prefix and remove_extra_whitespaces off."""
+        from sentencepiece import sentencepiece_model_pb2 as pb
+
+        m = pb.ModelProto()
+        m.ParseFromString(self.files()[MODEL_FILE])
+        m.normalizer_spec.add_dummy_prefix = m.normalizer_spec.remove_extra_whitespaces = False
+        return SentencePieceTokenizer(m.SerializeToString())
+
     def record(self) -> dict[str, Any]:
         return {"kind": "sentencepiece", "model_file": MODEL_FILE,
                 "model_sha256": hashlib.sha256(self._proto).hexdigest()}
@@ -105,7 +141,7 @@ class SentencePieceTokenizer(Tokenizer):
         return {MODEL_FILE: self._proto}
 
 
-def _valid_unicode(text: str) -> str:
+def valid_unicode(text: str) -> str:
     """Lone surrogates (from JSON escapes or surrogateescape) -> U+FFFD, as SentencePiece needs."""
     return _SURROGATE.sub("\ufffd", text)
 
@@ -115,7 +151,7 @@ def _sentences(texts: Iterable[str], max_chars: int, hasher) -> Iterator[str]:
     SentencePiece learns "\\n" and no sentence exceeds its length limit."""
     total = 0
     for doc in texts:
-        doc = _valid_unicode(doc) if not doc.isascii() else doc
+        doc = valid_unicode(doc) if not doc.isascii() else doc
         hasher.update(hashlib.sha256(doc.encode("utf-8")).digest())
         chunk: list[str] = []
         size = 0

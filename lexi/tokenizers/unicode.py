@@ -18,7 +18,7 @@ no id of their own: they are written as their UTF-8 bytes (lone surrogates with
 UTF-8 (sampled ones) decode with U+FFFD in place of each bad sequence, never raising.
 
 N-grams: 2..max_n direct characters (default max_n 3, at most 8), learned from a corpus by
-`learn_ngrams`: every window is counted (inside documents only) and ranked by the
+`unicode_ngrams.learn_ngrams`: every window is counted (inside documents only) and ranked by the
 characters it would save, count x (length - 1), ties broken by longer first, then by code
 points; at most 8,188. Encoding takes the longest n-gram starting at the current position,
 left to right (greedy longest match), with vectorised numpy: an open-addressing hash table
@@ -27,44 +27,26 @@ finds the longest match at every position, then a blocked walk picks the greedy 
 Config: `config.data.tokenizer.kind = "unicode"`, with `num_ngrams` (default 0: code points
 only, nothing learned) and `max_n` (default 3). The n-grams are learned on the run's
 training documents (the first MAX_TRAIN_CHARS characters) and cached under
-cache_dir/unicode/ keyed by the corpus fingerprint, as SentencePiece models are; the list
+cache_dir/unicode/ keyed by the corpus fingerprint (unicode_ngrams.py), as SentencePiece models are; the list
 is saved in tokenizer.json, so a run directory rebuilds the tokenizer without the corpus.
 `lexi.tokenizers.load("unicode")` is the tokenizer without n-grams. Set them in a config
 file or on the command line, e.g. `c.data.tokenizer.update(kind="unicode", num_ngrams=8000)`.
 
-Measured on the King James Bible (`lexi.data.corpora.KJV`): n-grams learned on the train
-split (4.07 M characters), chars/token on the train split and on the held-out validation
-chapters (65 k characters); encode = `encode_np` of the whole train split as one string,
-CPU seconds of this process (best of 3) on a 2-core AMD EPYC host that was busy with two
-training runs (wall time was about twice the CPU time; ranges: two measurement runs):
-  n-grams  max_n  chars/token train / val  learning    encode
-  0        -      1.00 / 1.00              -           0.02-0.04 s
-  1000     3      2.64 / 2.61              1.6-2.0 s   0.60-0.63 s  (about 6.6 M chars/s)
-  8000     3      3.00 / 3.00              1.5-2.3 s   0.56-0.59 s  (about 7 M chars/s)
-  8000     4      3.76 / 3.69              2.3-2.8 s   0.75-0.81 s  (about 5.2 M chars/s)
-(The KJV has only 65 distinct characters, so 8000 slots hold nearly all of its frequent
-trigrams; the paper's multilingual n-gram set gets about 1.74 chars/token on English.)
-Peak memory of encoding the 4 MB string with 8000 n-grams: about 190 MB (numpy).
-Re-measure with `python benchmarks/unicode_tokenizer.py [--ngrams N --max-n K]`; on the idle
-machine it printed for 8000 3-grams: learning 1.81 s, 3.00 / 3.00 chars/token, encode
-0.51 s (0.040 s without n-grams).
-`encode_batch_np` (the token-stream builder's call) costs the same; decoding 0.1 s.
+Speed and chars/token on KJV: benchmarks/RESULTS.md ("The unicode tokenizer").
 """
 from __future__ import annotations
 
 import codecs
-import hashlib
-import json
 import logging
-import math
-import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
 from lexi.errors import UserError
-from lexi.tokenizers.base import Tokenizer, atomic_write, id_array
+from lexi.tokenizers.base import Tokenizer, id_array
+from lexi.tokenizers.ngram_match import NgramTable, greedy_starts, pack
+from lexi.tokenizers.token_bytes import ByteVocab, make_vocab, special_roles
 
 log = logging.getLogger("lexi")
 
@@ -80,12 +62,7 @@ MAX_N_LIMIT = 8  # an n-gram packs into two 64-bit words of 16-bit code points
 MAX_TRAIN_CHARS = 32_000_000  # learning reads at most this much text (the start of the corpus)
 FORMAT = 1
 
-_CHUNK_CHARS = 4_000_000  # learning counts windows in chunks of about this many characters
-_SMALL = 8192  # below this many characters the greedy walk is a plain Python loop
-_BLOCK = 256  # characters per block of the vectorised greedy walk
 _WINDOWS = 1 << 20  # n-gram windows looked up per numpy pass
-_M1, _M2, _M3, _M4 = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F),
-                      np.uint64(0x165667B19E3779F9), np.uint64(0xD6E8FEB86659FD93))
 
 
 def _surrogatepass_or_replace(err: UnicodeError):
@@ -107,137 +84,13 @@ def is_direct(cp: int) -> bool:
     return cp < RESERVED_LO or RESERVED_HI <= cp < VOCAB_SIZE
 
 
-def _codes(text: str) -> np.ndarray:
+def code_points(text: str) -> np.ndarray:
     """uint32 code points of `text`, lone surrogates included."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _direct_mask(codes: np.ndarray) -> np.ndarray:
+def direct_mask(codes: np.ndarray) -> np.ndarray:
     return (codes < RESERVED_LO) | ((codes >= RESERVED_HI) & (codes < VOCAB_SIZE))
-
-
-def _pack(codes64: np.ndarray, starts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) words of the k-grams at `starts`: code point j in bits 16*(j%4) of word j//4."""
-    lo = np.zeros(starts.size, np.uint64)
-    hi = np.zeros(starts.size, np.uint64)
-    for j in range(k):
-        word = lo if j < 4 else hi
-        word |= codes64[starts + j] << np.uint64(16 * (j % 4))
-    return lo, hi
-
-
-def _pack_str(s: str) -> tuple[int, int]:
-    lo = hi = 0
-    for j, c in enumerate(s):
-        if j < 4:
-            lo |= ord(c) << (16 * j)
-        else:
-            hi |= ord(c) << (16 * (j - 4))
-    return lo, hi
-
-
-def _unpack(k: int, lo: int, hi: int) -> str:
-    return "".join(chr(((lo if j < 4 else hi) >> (16 * (j % 4))) & 0xFFFF) for j in range(k))
-
-
-def _mix(k, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
-    """Hash slot in [0, 2**bits) of the n-grams (k, lo, hi); k an array or one length."""
-    with np.errstate(over="ignore"):
-        h = lo * _M1 + hi * _M2 + np.asarray(k).astype(np.uint64) * _M3
-        h ^= h >> np.uint64(31)
-        h *= _M4
-        h ^= h >> np.uint64(29)
-    return (h >> np.uint64(64 - bits)).astype(np.int64)
-
-
-class _NgramTable:
-    """Open-addressing hash table (linear probing, load <= 1/8) of n-gram -> id, queried in bulk."""
-
-    def __init__(self, ngrams: Sequence[str], ids: np.ndarray):
-        n = len(ngrams)
-        self.bits = max(6, math.ceil(math.log2(8 * max(n, 1))))
-        size = 1 << self.bits
-        packed = [_pack_str(g) for g in ngrams]
-        k = np.asarray([len(g) for g in ngrams], np.uint8)
-        lo = np.asarray([p[0] for p in packed], np.uint64)
-        hi = np.asarray([p[1] for p in packed], np.uint64)
-        slots = _mix(k, lo, hi, self.bits).tolist()
-        self.occ = np.zeros(size, bool)
-        self.k = np.zeros(size, np.uint8)
-        self.lo = np.zeros(size, np.uint64)
-        self.hi = np.zeros(size, np.uint64)
-        self.id = np.zeros(size, np.int64)
-        self.max_probe = 0
-        for i, s in enumerate(slots):
-            probe = 0
-            while self.occ[(s + probe) & (size - 1)]:
-                probe += 1
-            t = (s + probe) & (size - 1)
-            self.occ[t], self.k[t], self.lo[t], self.hi[t], self.id[t] = True, k[i], lo[i], hi[i], ids[i]
-            self.max_probe = max(self.max_probe, probe)
-
-    def lookup(self, k: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Ids of the k-grams (lo, hi); -1 where a window is no n-gram."""
-        mask = (1 << self.bits) - 1
-        slot = _mix(k, lo, hi, self.bits)
-        occ = self.occ[slot]  # first probe on everything, later ones on the few that collided
-        hit = occ & (self.k[slot] == k) & (self.lo[slot] == lo) & (self.hi[slot] == hi)
-        out = np.where(hit, self.id[slot], -1)
-        pending = np.flatnonzero(occ & ~hit)
-        for probe in range(1, self.max_probe + 1):
-            if not pending.size:
-                break
-            s = (slot[pending] + probe) & mask
-            occ = self.occ[s]
-            hit = occ & (self.k[s] == k) & (self.lo[s] == lo[pending]) & (self.hi[s] == hi[pending])
-            out[pending[hit]] = self.id[s[hit]]
-            pending = pending[occ & ~hit]
-        return out
-
-
-def _greedy_starts(lengths: np.ndarray, max_len: int, small: Optional[int] = None) -> np.ndarray:
-    """Start positions of the greedy path 0, L[0], L[0] + L[L[0]], ... where `lengths` (>= 1,
-    i + L[i] <= n) is the longest match at each position.
-
-    Long inputs are cut into blocks of _BLOCK characters; the path enters a block at one of
-    its first max_len positions, so all blocks are walked at once from each of those
-    (numpy, about _BLOCK / mean length steps), then stitched block by block."""
-    n = lengths.size
-    if n == 0:
-        return np.zeros(0, np.int64)
-    if max_len <= 1 or n <= (_SMALL if small is None else small):
-        steps = lengths.tolist()
-        out, i = [], 0
-        while i < n:
-            out.append(i)
-            i += steps[i]
-        return np.asarray(out, np.int64)
-    m, block = max_len, max(_BLOCK, max_len)
-    nb = -(-n // block)
-    step = np.ones(nb * block + m, np.int64)
-    step[:n] = lengths
-    base = np.repeat(np.arange(nb, dtype=np.int64) * block, m)
-    pos = base + np.tile(np.arange(m, dtype=np.int64), nb)
-    end = base + block
-    on = np.zeros((nb * m, block), bool)
-    exit_pos = np.empty(nb * m, np.int64)
-    rows = np.arange(nb * m)
-    while rows.size:
-        on[rows, pos - base] = True
-        pos = pos + step[pos]
-        done = pos >= end
-        if done.any():
-            exit_pos[rows[done]] = pos[done]
-            keep = ~done
-            rows, pos, base, end = rows[keep], pos[keep], base[keep], end[keep]
-    exits = (exit_pos.reshape(nb, m) - (np.arange(1, nb + 1, dtype=np.int64) * block)[:, None]).tolist()
-    choice = np.empty(nb, np.int64)
-    e = 0
-    for b in range(nb):
-        choice[b] = e
-        e = exits[b][e]
-    starts = np.flatnonzero(on.reshape(nb, m, block)[np.arange(nb), choice].ravel())
-    return starts[starts < n]
 
 
 class UnicodeTokenizer(Tokenizer):
@@ -264,7 +117,7 @@ class UnicodeTokenizer(Tokenizer):
         self.ngrams: tuple[str, ...] = tuple(ngrams)
         self.max_len = max((len(g) for g in ngrams), default=1)
         self.fallback_count = 0  # characters written as UTF-8 bytes (astral, private-use, lone surrogates)
-        self._table = _NgramTable(self.ngrams, NGRAM_IDS[: len(ngrams)]) if ngrams else None
+        self._table = NgramTable(self.ngrams, NGRAM_IDS[: len(ngrams)]) if ngrams else None
         self._lengths = sorted({len(g) for g in ngrams})
         self._strings: Optional[list[str]] = None
 
@@ -274,7 +127,7 @@ class UnicodeTokenizer(Tokenizer):
         """(ids int32, char start of each token, output start of each token). No n-gram crosses
         a position in `breaks` (document starts), so the greedy path stops at each."""
         n = codes.size
-        direct = _direct_mask(codes)
+        direct = direct_mask(codes)
         if self._table is None or n < 2:
             ids, tok_start = codes.astype(np.int32), np.arange(n, dtype=np.int64)
             tok_direct = direct
@@ -299,11 +152,11 @@ class UnicodeTokenizer(Tokenizer):
                     if breaks is not None and breaks.size:
                         ok &= brk[i + k] == brk[i + 1]  # inside one document
                     i = i[ok]
-                    found = self._table.lookup(k, *_pack(codes64, i, k))
+                    found = self._table.lookup(k, *pack(codes64, i, k))
                     hit = found >= 0
                     match[i[hit]] = found[hit]
                     lengths[i[hit]] = k
-            tok_start = _greedy_starts(lengths, self.max_len)
+            tok_start = greedy_starts(lengths, self.max_len)
             ids = match[tok_start]
             tok_direct = direct[tok_start] | (lengths[tok_start] > 1)
         if tok_direct.all():
@@ -329,7 +182,7 @@ class UnicodeTokenizer(Tokenizer):
         return out.astype(np.int32), tok_start, out_start
 
     def encode_np(self, text: str) -> np.ndarray:
-        return self._encode_core(_codes(text))[0]
+        return self._encode_core(code_points(text))[0]
 
     def encode(self, text: str) -> list[int]:
         return self.encode_np(text).tolist()
@@ -340,7 +193,7 @@ class UnicodeTokenizer(Tokenizer):
         if len(texts) <= 1:
             return [self.encode_np(t) for t in texts]
         doc_start = np.cumsum([0] + [len(t) for t in texts])
-        ids, tok_start, out_start = self._encode_core(_codes("".join(texts)), doc_start[1:-1])
+        ids, tok_start, out_start = self._encode_core(code_points("".join(texts)), doc_start[1:-1])
         first_tok = np.searchsorted(tok_start, doc_start)
         cut = np.append(out_start, ids.size)[first_tok]
         return [ids[a:b] for a, b in zip(cut[:-1], cut[1:])]
@@ -399,6 +252,17 @@ class UnicodeTokenizer(Tokenizer):
             return ("text", self.ngrams[slot]) if slot < len(self.ngrams) else ("unused", None)
         return "text", chr(i)
 
+    def token_bytes(self) -> ByteVocab:
+        """Code points, byte-fallback ids as single bytes, n-grams as UTF-8; unused n-gram slots
+        are control ids (text never produces them)."""
+        pieces = [chr(i).encode("utf-8", "surrogatepass") for i in range(VOCAB_SIZE)]
+        for b in range(256):
+            pieces[BYTE_BASE + b] = bytes([b])
+        for i, g in zip(NGRAM_IDS.tolist(), self.ngrams):
+            pieces[i] = g.encode("utf-8")
+        roles = {i: "control" for i in NGRAM_IDS[len(self.ngrams):].tolist()}
+        return make_vocab(pieces, {**roles, **special_roles(self)}, range(BYTE_BASE, BYTE_BASE + 256))
+
     def record(self) -> dict[str, Any]:
         return {"kind": "unicode", "format": FORMAT, "ngrams": list(self.ngrams)}
 
@@ -418,162 +282,3 @@ def from_description(desc: dict, base: Path) -> UnicodeTokenizer:
 
 
 # ---------------------------------------------------------------------- learning
-
-
-def _chunks(texts: Iterable[str], max_chars: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(code points, document starts inside the chunk) for groups of about _CHUNK_CHARS."""
-    buf: list[str] = []
-    size = total = 0
-    for doc in texts:
-        buf.append(doc)
-        size += len(doc)
-        total += len(doc)
-        if size >= _CHUNK_CHARS or total >= max_chars:
-            yield _codes("".join(buf)), np.cumsum([0] + [len(d) for d in buf[:-1]])
-            buf, size = [], 0
-        if total >= max_chars:
-            log.info("unicode tokenizer: learning n-grams from the first %d characters of the corpus", total)
-            return
-    if buf:
-        yield _codes("".join(buf)), np.cumsum([0] + [len(d) for d in buf[:-1]])
-
-
-def learn_ngrams(texts: Iterable[str], num_ngrams: int, max_n: int = 3, *,
-                 max_chars: int = MAX_TRAIN_CHARS) -> list[str]:
-    """The `num_ngrams` most useful 2..max_n-grams of direct characters in `texts` (documents),
-    by count x (length - 1), ties: longer first, then smaller code points. Windows that
-    cross a document boundary are not counted; n-grams seen once are not kept."""
-    _check_settings(num_ngrams, max_n)
-    counted: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in range(2, max_n + 1)}
-    for codes, starts in _chunks(texts, max_chars):
-        n = codes.size
-        nd = np.concatenate([[0], np.cumsum(~_direct_mask(codes))])
-        flags = np.zeros(n + 1, np.int64)
-        flags[starts[1:]] = 1
-        brk = np.concatenate([[0], np.cumsum(flags[:n])])
-        codes64 = np.zeros(n + MAX_N_LIMIT, np.uint64)
-        codes64[:n] = codes & 0xFFFF
-        for k in range(2, max_n + 1):
-            if k > n:
-                break
-            i = np.arange(n - k + 1)
-            i = i[(nd[i + k] == nd[i]) & (brk[i + k] == brk[i + 1])]
-            lo, hi = _pack(codes64, i, k)
-            counted[k].append(_count(lo, hi, k))
-    cand_k, cand_lo, cand_hi, cand_n = [], [], [], []
-    for k, parts in counted.items():
-        if not parts:
-            continue
-        lo = np.concatenate([p[0] for p in parts])
-        hi = np.concatenate([p[1] for p in parts])
-        weights = np.concatenate([p[2] for p in parts])
-        lo, hi, cnt = _count(lo, hi, k, weights)
-        keep = cnt >= 2
-        cand_k.append(np.full(int(keep.sum()), k, np.int64))
-        cand_lo.append(lo[keep])
-        cand_hi.append(hi[keep])
-        cand_n.append(cnt[keep])
-    if not cand_k or num_ngrams == 0:
-        return []
-    k, lo, hi, cnt = (np.concatenate(x) for x in (cand_k, cand_lo, cand_hi, cand_n))
-    score = cnt * (k - 1)
-    if score.size > num_ngrams:  # keep everything tied with the num_ngrams-th best, then sort
-        threshold = np.partition(score, score.size - num_ngrams)[score.size - num_ngrams]
-        sel = score >= threshold
-        k, lo, hi, score = k[sel], lo[sel], hi[sel], score[sel]
-    # code-point order inside a length: big-endian words
-    be0 = np.zeros(k.size, np.uint64)
-    be1 = np.zeros(k.size, np.uint64)
-    for j in range(MAX_N_LIMIT):
-        word = lo if j < 4 else hi
-        c = (word >> np.uint64(16 * (j % 4))) & np.uint64(0xFFFF)
-        if j < 4:
-            be0 |= c << np.uint64(16 * (3 - j))
-        else:
-            be1 |= c << np.uint64(16 * (7 - j))
-    order = np.lexsort((be1, be0, -k, -score))[:num_ngrams]
-    return [_unpack(int(k[o]), int(lo[o]), int(hi[o])) for o in order]
-
-
-def _check_settings(num_ngrams: int, max_n: int, prefix: str = "unicode tokenizer ") -> None:
-    if not 0 <= num_ngrams <= MAX_NGRAMS:
-        raise UserError(f"{prefix}num_ngrams must be in [0, {MAX_NGRAMS}], got {num_ngrams}")
-    if not 2 <= max_n <= MAX_N_LIMIT:
-        raise UserError(f"{prefix}max_n must be in [2, {MAX_N_LIMIT}], got {max_n}")
-
-
-def _count(lo: np.ndarray, hi: np.ndarray, k: int, weights: Optional[np.ndarray] = None):
-    """Distinct (lo, hi) pairs with their (weighted) counts."""
-    if k <= 4:
-        u, inv = np.unique(lo, return_inverse=True)
-        uhi = np.zeros(u.size, np.uint64)
-    else:
-        pairs = np.ascontiguousarray(np.stack([lo, hi], axis=1)).view("V16").ravel()
-        up, inv = np.unique(pairs, return_inverse=True)
-        both = up.view(np.uint64).reshape(-1, 2)
-        u, uhi = both[:, 0].copy(), both[:, 1].copy()
-    cnt = np.bincount(inv.ravel(), weights=weights, minlength=u.size)
-    return u, uhi, cnt.astype(np.int64)
-
-
-def train_unicode(texts: Iterable[str], num_ngrams: int, cache_dir: str | os.PathLike, *, max_n: int = 3,
-                  max_chars: int = MAX_TRAIN_CHARS, key: str = "") -> UnicodeTokenizer:
-    """A unicode tokenizer with n-grams learned from `texts`, or the one cached for the same
-    inputs (under cache_dir/unicode/). `key`, a corpus fingerprint, finds the cached list
-    without reading the texts, as for SentencePiece."""
-    _check_settings(num_ngrams, max_n)
-    if num_ngrams == 0:
-        return UnicodeTokenizer()
-    options = {"num_ngrams": int(num_ngrams), "max_n": int(max_n), "max_chars": int(max_chars),
-               "chunk": _CHUNK_CHARS, "version": FORMAT}
-    cache = Path(cache_dir) / "unicode"
-
-    def path_for(ident: str) -> Path:
-        h = hashlib.sha256(json.dumps({"texts": ident, **options}, sort_keys=True).encode()).hexdigest()[:20]
-        return cache / f"ngrams_{num_ngrams}_{max_n}_{h}.json"
-
-    def read(path: Path) -> Optional[UnicodeTokenizer]:
-        try:
-            return UnicodeTokenizer(json.loads(path.read_text())["ngrams"])
-        except (OSError, ValueError, KeyError, TypeError, UserError) as e:
-            log.warning("unicode tokenizer cache %s is unreadable (%s); learning again", path, e)
-            return None
-
-    if key and path_for(key).is_file() and (tok := read(path_for(key))) is not None:
-        return tok
-    hasher, docs, total = hashlib.sha256(), [], 0
-    for doc in texts:  # what learning reads, hashed: the cache key when no corpus key is given
-        hasher.update(hashlib.sha256(doc.encode("utf-8", "surrogatepass")).digest())
-        docs.append(doc)
-        total += len(doc)
-        if total >= max_chars:
-            break
-    final = path_for(key or hasher.hexdigest())
-    if final.is_file() and (tok := read(final)) is not None:
-        return tok
-    ngrams = learn_ngrams(docs, num_ngrams, max_n, max_chars=max_chars)
-    if not ngrams:
-        raise UserError("cannot learn unicode n-grams: the training documents hold no repeated character "
-                        "pairs; set config.data.tokenizer.num_ngrams = 0")
-    cache.mkdir(parents=True, exist_ok=True)
-    atomic_write(final, (json.dumps({"ngrams": ngrams, **options}) + "\n").encode())
-    log.info("unicode tokenizer: learned %d n-grams (max_n %d), cached at %s", len(ngrams), max_n, final)
-    return UnicodeTokenizer(ngrams)
-
-
-def from_config(cfg: dict, texts_fn, cache_dir: str | os.PathLike, *, key: str = "") -> UnicodeTokenizer:
-    """`config.data.tokenizer` with kind "unicode": num_ngrams (default 0 = code points only),
-    max_n (default 3). texts_fn() is only called when n-grams must be learned."""
-    try:
-        num, max_n = int(cfg.get("num_ngrams", 0) or 0), int(cfg.get("max_n", 3) or 3)
-    except (TypeError, ValueError):
-        raise UserError("config.data.tokenizer.num_ngrams and max_n must be integers") from None
-    _check_settings(num, max_n, "config.data.tokenizer.")
-    if num == 0:
-        return UnicodeTokenizer()
-    return train_unicode(_lazy(texts_fn), num, cache_dir, max_n=max_n, key=key)
-
-
-def _lazy(texts_fn) -> Iterator[str]:
-    """texts_fn()'s documents, calling it only when the first one is needed (not on a cache hit)."""
-    yield from texts_fn()

@@ -86,11 +86,14 @@ class Checkpointer:
             multihost_utils.sync_global_devices(f"lexi_quarantine_{step}")
         return dst
 
-    def restore_weights(self, step: int, abstract_state: Any) -> tuple[Any, Any]:
+    def restore_weights(self, step: int, abstract: Any) -> tuple[Any, Any]:
         """(params, constants) of a checkpoint, leaving the optimizer slots on disk: what
-        sampling and evaluation need, in a third of the memory AdamW's state would add."""
-        wanted = {k: v for k, v in _fields(abstract_state).items() if k in ("params", "constants")}
-        reader = ocp.CheckpointManager(self.directory, item_handlers={"state": ocp.StandardCheckpointHandler()})
+        sampling and evaluation need, in a third of the memory AdamW's state would add.
+        `abstract`: a TrainState of ShapeDtypeStructs, or a dict with "params" (and "constants")."""
+        fields = abstract if isinstance(abstract, dict) else _fields(abstract)
+        wanted = {k: v for k, v in fields.items() if k in ("params", "constants") and not (isinstance(v, dict) and not v)}
+        reader = ocp.CheckpointManager(self.directory, item_handlers={  # both items named: no "meta" warning
+            "state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
         on_disk = reader.item_metadata(step)["state"]  # the rest is skipped, whatever its structure
         reader.close()
         item = {k: (wanted[k] if k in wanted else jax.tree_util.tree_map(lambda _: ocp.PLACEHOLDER, v))

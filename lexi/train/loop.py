@@ -1,6 +1,6 @@
 """The one training loop, shared by every model family and by the ZeTT hypernetwork.
 
-`train(cfg, workdir)`: builds (or resumes) the run in `workdir` through its task
+`train(cfg, workdir, task)`: builds (or resumes) the run in `workdir` through its task
 (lexi/train/task.py: what is trained, on which batches), then runs jit-compiled steps
 with explicit shardings and a donated state. Resuming is exact: the data order is
 a pure function of the step (cached input) or continues from the iterator state saved with
@@ -25,18 +25,24 @@ import numpy as np
 
 from lexi import config as config_lib
 from lexi import distributed, sharding
+from lexi import tasks as task_registry
 from lexi.data import stream_state
 from lexi.errors import UserError
 from lexi.train import peak as peak_lib
 from lexi.train.checkpoint import Checkpointer, state_bytes
 from lexi.train.metrics_log import MetricsWriter
-from lexi.train.task import task_for
+from lexi.train.task import Task
 
 log = logging.getLogger("lexi")
 
 
 class TrainingStopped(Exception):
-    """Raised for a clean early stop (preemption signal, non-finite loss); the message says why."""
+    """Raised for a clean early stop (preemption signal, non-finite loss); the message says why,
+    `exit_code` what the process should return (0: stopped as asked, resumable)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _check_workdir(workdir: Path) -> None:
@@ -119,8 +125,9 @@ def _restore_data_position(batches, workdir: Path, step: int) -> None:
     batches.restore(step, saved)
 
 
-def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
-    """Train (or resume) and return the last logged metrics.
+def train(cfg, workdir: str | Path, task: Optional[Task] = None, *, stop_at: Optional[int] = None) -> dict:
+    """Train (or resume) `task` and return the last logged metrics; without one, the task
+    `config.task` names in the registry (lexi/tasks.py).
 
     `stop_at` ends this call after that step (with a checkpoint), as if the job had been
     preempted there: the schedule still runs to `train.steps` when resumed.
@@ -130,7 +137,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
     distributed.initialize(cfg.get("distributed"))  # before any device is touched
     _check_workdir(workdir)
     ckpt_dir = workdir / "checkpoints"
-    task = task_for(cfg)
+    task = task or task_registry.task_for(cfg)
     resuming = ckpt_dir.exists() and any(ckpt_dir.iterdir())
     if resuming:
         task.check_resume(cfg, workdir)
@@ -142,7 +149,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
                         f"devices x grad_accum ({divisor}) for mesh {dict(run.mesh.shape)}")
     batches, val = task.data(cfg, run)
     if jax.process_index() == 0:
-        (workdir / "config.json").write_text(config_lib.to_json(cfg))
+        (workdir / "config.json").write_text(config_lib.to_json(run.cfg))  # a task may complete it (ZeTT: the base)
 
     _check_disk_space(ckpt_dir, run.abstract_state, t.keep_checkpoints)
     ckpt = Checkpointer(ckpt_dir, keep=t.keep_checkpoints)
@@ -195,8 +202,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
         try:
             if hasattr(batches, "state_at"):  # streaming input: iterator state first, so a complete checkpoint has it
                 stream_state.save(workdir, s, jax.process_index(), batches.state_at(s))
-            ckpt.save(s, state, {"step": s, "skipped_steps": skipped,
-                                 "num_windows": getattr(batches, "num_windows", 0)})
+            ckpt.save(s, state, {"step": s, "skipped_steps": skipped})
             if hasattr(batches, "state_at"):
                 stream_state.prune(workdir, ckpt.all_steps() + [s], jax.process_index())
         except Exception as e:  # disk full, directory gone, ...: the earlier checkpoints stay intact
@@ -262,7 +268,7 @@ def train(cfg, workdir: str | Path, *, stop_at: Optional[int] = None) -> dict:
                 ckpt.wait()
                 raise TrainingStopped(
                     f"received signal {stop_signal[0]}: saved a checkpoint at step {done} in {ckpt_dir}. "
-                    "Run the same command again to resume.")
+                    "Run the same command again to resume.", exit_code=0)
     except BaseException as e:
         in_flight = e
         raise

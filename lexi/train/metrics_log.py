@@ -63,9 +63,3 @@ class MetricsWriter:
             self._tb.flush()
             self._tb.close()
 
-
-def read_metrics(workdir: Path) -> list[dict]:
-    path = Path(workdir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]

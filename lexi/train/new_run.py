@@ -43,7 +43,7 @@ def write_initial_run(cfg, tok, out: str | Path, make_params: Callable[[Any], An
     opt_state = jax.jit(run.tx.init, out_shardings=run.state_shardings.opt_state)(params)
     step = jax.device_put(jnp.int32(0), run.state_shardings.step)
     ckpt = Checkpointer(out / "checkpoints", async_save=False)
-    meta = {"step": 0, "skipped_steps": 0, "num_windows": 0}  # what a fresh run's first checkpoint records
+    meta = {"step": 0, "skipped_steps": 0}  # what a fresh run's first checkpoint records
     ckpt.save(0, TrainState(step=step, params=params, opt_state=opt_state), meta)
     ckpt.close()
     return out

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lexi.embeddings.streams import DROPOUT_STREAM, EMBED_STREAM, EVAL_STREAM
 from lexi.model.lm import LanguageModel, model_variables
 from lexi.train.state import TrainState
 
@@ -20,8 +21,6 @@ Array = jax.Array
 Batch = dict[str, Array]
 BATCH_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")
 
-# Stream tags folded into the run key, so each use of randomness is independent.
-EMBED_STREAM, DROPOUT_STREAM, EVAL_STREAM = 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True)

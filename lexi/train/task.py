@@ -3,22 +3,23 @@
 A task builds the run (model, optimizer, shardings), its data (a source of per-step batches
 that is a pure function of the step, and validation batches), the initial state and the
 compiled step. Everything else (checkpoints, exact resume, logging, signals, throughput)
-is the loop's (lexi/train/loop.py) and the same for every task. `config.task` picks one.
+is the loop's (lexi/train/loop.py) and the same for every task. `config.task` names one in
+the registry (lexi/tasks.py); a new task is a class with these methods plus one line there.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lexi import sharding
-from lexi.errors import UserError
 from lexi.model.lm import model_variables
 from lexi.train import flops as flops_lib
-from lexi.train.setup_run import Run, build_run, cache_dir, check_resume_compatible, compile_steps, init_state
+from lexi.rundir import cache_dir, check_resume_compatible
+from lexi.train.setup_run import Run, build_run, compile_steps, init_state
 
 # step(state, this process's batch, rng) -> (state, metrics); evaluate(state, rng) -> validation loss,
 # or a dict of validation figures holding "val_loss" (ZeTT adds one per fixed target tokenizer)
@@ -26,27 +27,29 @@ StepFn = Callable[[Any, dict, jax.Array], tuple[Any, dict]]
 EvalFn = Callable[[Any, jax.Array], float | dict]
 
 
-class Task:
+class Task(Protocol):
+    """What the loop needs from whatever it trains."""
+
     def check_resume(self, cfg, workdir: Path) -> None:
         """Refuse to resume a run directory that holds a different model."""
-        raise NotImplementedError
+        ...
 
     def build_run(self, cfg, workdir: Path) -> Run:
-        raise NotImplementedError
+        ...
 
     def data(self, cfg, run: Run) -> tuple[Any, list[dict]]:
         """(batches with `batch_at(step)` -> this process's batch, validation batches)."""
-        raise NotImplementedError
+        ...
 
     def init_state(self, run: Run, seed: int):
-        raise NotImplementedError
+        ...
 
     def compile(self, run: Run, val: list[dict]) -> tuple[StepFn, EvalFn]:
-        raise NotImplementedError
+        ...
 
     def flops_per_token(self, run: Run) -> float:
         """Training FLOPs per token of text, for MFU."""
-        raise NotImplementedError
+        ...
 
 
 class LanguageModelTask(Task):
@@ -106,13 +109,3 @@ class LanguageModelTask(Task):
         return flops_lib.train_flops_per_token(run.model.backbone, run.model.embedding.readout_rows,
                                                run.cfg.data.seq_len)
 
-
-def task_for(cfg) -> Task:
-    kind = cfg.get("task", "lm")
-    if kind == "lm":
-        return LanguageModelTask()
-    if kind == "zett":
-        from lexi.zett.task import ZettTask
-
-        return ZettTask()
-    raise UserError(f"config.task must be 'lm' or 'zett', got {kind!r}")

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from lexi.errors import UserError
+from lexi.zett.unigram import NUM_FIXED  # the specials and byte pieces
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +47,6 @@ class ByteLike:
                    int(z.get("byte_like_max_pieces", 0)), float(z.get("byte_like_bytes_only_share", 0.0)))
 
     def check(self, vocab_size: int) -> None:
-        from lexi.zett.sampler import NUM_FIXED  # the specials and byte pieces (sampler imports this module)
-
         if not (0.0 <= self.share <= 1.0 and 0.0 <= self.bytes_only_share <= 1.0):
             raise UserError(f"config.zett.byte_like_share ({self.share}) and byte_like_bytes_only_share "
                             f"({self.bytes_only_share}) must lie in [0, 1]")

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lexi.embeddings.predicted import tables
+from lexi.data.packing import sequence_windows
 from lexi.errors import UserError
 from lexi.eval import scoring
 from lexi.model.lm import LanguageModel
@@ -29,18 +30,13 @@ from lexi.zett.transplant import NEEDS_DONOR, OMP_K, Donor, load_donor
 
 def document_windows(tok, docs: Sequence[str], seq_len: int) -> dict:
     """[N, seq_len] windows covering every document's tokens once (bos before each)."""
-    inputs, targets, masks = [], [], []
+    chunks = []
     for ids in tok.encode_batch_np(list(docs)):
         seq = np.concatenate([[tok.bos_id], ids]).astype(np.int32)
-        for lo in range(0, len(seq) - 1, seq_len):
-            x, y = seq[lo:lo + seq_len], seq[lo + 1:lo + seq_len + 1]
-            pad = seq_len - len(y)
-            inputs.append(np.pad(x[:len(y)], (0, pad), constant_values=tok.pad_id))
-            targets.append(np.pad(y, (0, pad), constant_values=tok.pad_id))
-            masks.append(np.pad(np.ones(len(y), np.float32), (0, pad)))
-    if not inputs:
+        chunks += [seq[lo:lo + seq_len + 1] for lo in range(0, len(seq) - 1, seq_len)]
+    if not chunks:
         raise UserError("the evaluation text holds no tokens")
-    return {"inputs": np.stack(inputs), "targets": np.stack(targets), "loss_mask": np.stack(masks)}
+    return sequence_windows(chunks, tok.pad_id, seq_len)
 
 
 def total_nll(model, variables, windows: dict, ctx=None, batch_size: int = 16) -> tuple[float, int]:
@@ -119,10 +115,10 @@ def run_zett_eval(workdir: str | Path, tokenizer_spec: str, *, text_file: Option
     trained = load_trained(workdir)
     target = tokenizers.load(tokenizer_spec)
     loaded = load_donor(donor, target) if donor else None
-    docs = evaluation_documents(trained.run.cfg.data, text_file, max_documents)
-    report = transfer_report(trained, target, docs, seq_len=int(trained.run.cfg.data.seq_len), seed=seed,
+    docs = evaluation_documents(trained.cfg.data, text_file, max_documents)
+    report = transfer_report(trained, target, docs, seq_len=int(trained.cfg.data.seq_len), seed=seed,
                              donor=loaded, omp_k=omp_k)
-    report.update(tokenizer=str(tokenizer_spec), text=text_file or f"{trained.run.cfg.data.corpus} validation")
+    report.update(tokenizer=str(tokenizer_spec), text=text_file or f"{trained.cfg.data.corpus} validation")
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(tokenizer_spec)).name)
     out = Path(workdir) / "eval" / f"zett_{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

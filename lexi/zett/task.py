@@ -39,7 +39,8 @@ from lexi.model.config import BackboneConfig
 from lexi.model.lm import LanguageModel
 from lexi.train import flops as flops_lib
 from lexi.train import optimizer as opt_lib
-from lexi.train.setup_run import Run, check_resume_compatible, state_layout
+from lexi.rundir import check_resume_compatible
+from lexi.train.setup_run import Run, state_layout
 from lexi.train.state import TrainState
 from lexi.train.step import apply_gradients, sequence_nll
 from lexi.train.task import EvalFn, StepFn, Task
@@ -84,11 +85,11 @@ def load_base(workdir: str | Path) -> Base:
         raise UserError("config.base_workdir is empty: set it to the run directory of the base model, "
                         "e.g. --config.base_workdir=runs/base")
     loaded = load_for_inference(Path(workdir))
-    emb = dict(loaded.run.cfg.embedding)
+    emb = dict(loaded.cfg.embedding)
     if emb.get("kind", "trainable") != "trainable":
         raise UserError(f"{workdir} is a {emb.get('kind')!r} model; ZeTT transfers standard language models "
                         "(config.embedding.kind 'trainable'), whose embedding matrices it can predict")
-    return Base(Path(workdir), loaded.run.cfg, loaded.model.backbone, loaded.tokenizer, loaded.params,
+    return Base(Path(workdir), loaded.cfg, loaded.model.backbone, loaded.tokenizer, loaded.params,
                 loaded.step, bool(emb.get("tied", True)), from_base(emb))
 
 
@@ -121,13 +122,18 @@ def hypernet_config(cfg, base: Base) -> HypernetConfig:
     return HypernetConfig(d_model=base.d_model, tied=base.tied, dtype=base.backbone.dtype, **h)
 
 
-@dataclasses.dataclass
-class ZettRun(Run):
-    base: Optional[Base] = None
-    hypernet: Optional[Hypernet] = None
-    frozen: Any = None  # device arrays of `frozen_arrays(base)`, laid out on this run's mesh
-    vocab_size: int = 0  # padded
-    init_args: tuple = ()  # what `hypernet.init` takes after the key
+@dataclasses.dataclass(frozen=True)
+class ZettRun:
+    """A ZeTT run: the loop's `Run` (the hypernetwork's optimizer and state layout; its model is
+    the frozen base reading predicted tables, its config the run's with the base's backbone and
+    readout recorded) and what only ZeTT needs besides."""
+
+    run: Run
+    base: Base
+    hypernet: Hypernet
+    frozen: Any  # device arrays of `frozen_arrays(base)`, laid out on the run's mesh
+    vocab_size: int  # padded
+    init_args: tuple  # what `hypernet.init` takes after the key
 
 
 def make_zett_steps(lm: LanguageModel, hypernet: Hypernet, tx, *, aux_weight: float, identity_steps: int = 0,
@@ -190,6 +196,7 @@ def assemble(cfg, workdir: Optional[Path] = None) -> ZettRun:
     base = load_base(cfg.base_workdir)
     check_readout(cfg, base)
     # the backbone and readout are the base's: recorded in this run's config.json for transfer and reports
+    cfg = ml_collections.ConfigDict(cfg.to_dict())
     cfg.model = ml_collections.ConfigDict(dataclasses.asdict(base.backbone))
     cfg.embedding = ml_collections.ConfigDict(base.embedding)
     mesh = sharding.make_mesh(dict(cfg.mesh.shape))
@@ -206,18 +213,34 @@ def assemble(cfg, workdir: Optional[Path] = None) -> ZettRun:
     state_sh, abstract = state_layout(boxed, {}, tx, mesh, rules)
     frozen = jax.tree_util.tree_map(
         lambda a: jax.device_put(a, NamedSharding(mesh, a.sharding.spec)), frozen_host)
-    return ZettRun(cfg, mesh, lm, tx, schedule, state_sh, abstract, tokenizer=base.tokenizer, workdir=workdir,
-                   base=base, hypernet=hypernet, frozen=frozen, vocab_size=v, init_args=dummy)
+    run = Run(cfg, mesh, lm, tx, schedule, state_sh, abstract, base.tokenizer, workdir)
+    return ZettRun(run, base, hypernet, frozen, v, dummy)
+
+
+def initial_state(zr: ZettRun, seed: int) -> TrainState:
+    """The untrained hypernetwork (a residual one reproduces the base) and fresh optimizer slots."""
+    run = zr.run
+
+    def make(key):
+        params = nn.meta.unbox(zr.hypernet.init(key, *zr.init_args)["params"])
+        return TrainState(step=jnp.int32(0), params=params, opt_state=run.tx.init(params))
+
+    return jax.jit(make, out_shardings=run.state_shardings)(jax.random.key(seed))
 
 
 class ZettTask(Task):
+    """Training a hypernetwork for a frozen base. The loop sees the `Run`; the rest of the
+    ZettRun (base, hypernetwork, frozen arrays) stays here, set by `build_run`."""
+
+    zett: Optional[ZettRun] = None
+
     def check_resume(self, cfg, workdir: Path) -> None:
         check_resume_compatible(cfg, workdir, identity=("hypernet",))  # the base: checked in build_run
 
-    def build_run(self, cfg, workdir: Path) -> ZettRun:
-        run = assemble(cfg, workdir)
+    def build_run(self, cfg, workdir: Path) -> Run:
+        self.zett = zr = assemble(cfg, workdir)
         record = workdir / BASE_RECORD
-        now = {"workdir": str(run.base.workdir.resolve()), "step": run.base.step}
+        now = {"workdir": str(zr.base.workdir.resolve()), "step": zr.base.step}
         checkpoints = workdir / "checkpoints"
         if record.exists() and checkpoints.exists() and any(checkpoints.iterdir()):
             saved = json.loads(record.read_text())
@@ -228,10 +251,10 @@ class ZettTask(Task):
         if jax.process_index() == 0:
             workdir.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps(now, indent=2) + "\n")
-            run.base.tokenizer.save(workdir)
-        return run
+            zr.base.tokenizer.save(workdir)
+        return zr.run
 
-    def data(self, cfg, run: ZettRun) -> tuple[Any, list[dict]]:
+    def data(self, cfg, run: Run) -> tuple[Any, list[dict]]:
         from lexi.data.corpora import get_corpus
         from lexi.zett.byte_like import ByteLike
         from lexi.zett.sampler import ZettBatches
@@ -242,7 +265,7 @@ class ZettTask(Task):
         streaming = cfg.data.get("input_pipeline", "cached") == "streaming"
 
         def batches(documents: list[str], seed: int, batch_size: int, byte_like=None):
-            return ZettBatches(documents, run.base.tokenizer, seq_len=cfg.data.seq_len,
+            return ZettBatches(documents, self.zett.base.tokenizer, seq_len=cfg.data.seq_len,
                                batch_size=batch_size, vocab_size=z.vocab_size, pieces_per_token=cfg.hypernet.pieces,
                                window=z.window, seed=seed, process_index=jax.process_index(),
                                process_count=jax.process_count(), noise_mu=z.noise_mu, noise_sigma=z.noise_sigma,
@@ -262,20 +285,16 @@ class ZettTask(Task):
             return streamed_text(cfg, corpus, lambda docs: batches(docs, cfg.seed, t.batch_size, train_like)), val
         return batches(list(corpus.documents("train")), cfg.seed, t.batch_size, train_like), val
 
-    def init_state(self, run: ZettRun, seed: int) -> TrainState:
-        def make(key):
-            params = nn.meta.unbox(run.hypernet.init(key, *run.init_args)["params"])
-            return TrainState(step=jnp.int32(0), params=params, opt_state=run.tx.init(params))
+    def init_state(self, run: Run, seed: int) -> TrainState:
+        return initial_state(self.zett, seed)
 
-        return jax.jit(make, out_shardings=run.state_shardings)(jax.random.key(seed))
-
-    def compile(self, run: ZettRun, val: list[dict]) -> tuple[StepFn, EvalFn]:
-        cfg, mesh = run.cfg, run.mesh
-        train_step, eval_step = make_zett_steps(run.model, run.hypernet, run.tx, aux_weight=cfg.zett.aux_weight,
+    def compile(self, run: Run, val: list[dict]) -> tuple[StepFn, EvalFn]:
+        cfg, mesh, zr = run.cfg, run.mesh, self.zett
+        train_step, eval_step = make_zett_steps(run.model, zr.hypernet, run.tx, aux_weight=cfg.zett.aux_weight,
                                                 identity_steps=cfg.zett.identity_steps, schedule=run.schedule)
-        frozen_sh = jax.tree_util.tree_map(lambda a: a.sharding, run.frozen)
+        frozen_sh = jax.tree_util.tree_map(lambda a: a.sharding, zr.frozen)
         text_sh = {k: sharding.batch_sharding(mesh) for k in TEXT_KEYS}
-        vocab_sh = vocab_shardings(mesh, run.vocab_size)
+        vocab_sh = vocab_shardings(mesh, zr.vocab_size)
         repl = sharding.replicated(mesh)
         jit_train = jax.jit(train_step, in_shardings=(run.state_shardings, frozen_sh, text_sh, vocab_sh, repl),
                             out_shardings=(run.state_shardings, repl), donate_argnums=(0,))
@@ -290,7 +309,7 @@ class ZettTask(Task):
         def step(state, local: dict, rng):
             text, vocab = on_device(local)
             with sharding.activation_context(mesh, run.rules):
-                return jit_train(state, run.frozen, text, vocab, rng)
+                return jit_train(state, zr.frozen, text, vocab, rng)
 
         def evaluate(state, rng) -> dict:
             """val_loss (sampled tokenizers) and val_bpb_<target> per fixed target (validation.py)."""
@@ -299,24 +318,24 @@ class ZettTask(Task):
                 text, vocab = on_device(vb)
                 nb = sharding.global_batch({"b": np.asarray(vb["text"]["num_bytes"], np.float32)}, mesh)["b"]
                 with sharding.activation_context(mesh, run.rules):
-                    out = jit_eval(state.params, run.frozen, text, vocab, nb)
+                    out = jit_eval(state.params, zr.frozen, text, vocab, nb)
                 nll, total_bytes = totals.get(vb.get("target", SAMPLED), (0.0, 0.0))
                 totals[vb.get("target", SAMPLED)] = (nll + float(out["nll"]), total_bytes + float(out["bytes"]))
             return validation_metrics(totals)
 
         return step, evaluate
 
-    def flops_per_token(self, run: ZettRun) -> float:
+    def flops_per_token(self, run: Run) -> float:
         """Backbone forward and input-gradient pass (no weight gradients: 2 forwards) plus the
         hypernetwork's training FLOPs per step spread over the step's text tokens."""
-        cfg = run.cfg
-        lm = 2.0 * flops_lib.forward_flops_per_token(run.base.backbone, run.vocab_size, cfg.data.seq_len)
-        h = hypernet_config(cfg, run.base)
+        cfg, zr = run.cfg, self.zett
+        lm = 2.0 * flops_lib.forward_flops_per_token(zr.base.backbone, zr.vocab_size, cfg.data.seq_len)
+        h = hypernet_config(cfg, zr.base)
         d, p = h.d_model, h.pieces
         per_piece = h.num_layers * (2 * 4 * d * d + 2 * 2 * h.mlp_ratio * d * d + 2 * 2 * d * p)
         per_token = p * (per_piece + 2 * d * d * (1 if h.tied else 2)) + 2 * d * d * (1 if h.tied else 2)
         tokens = cfg.train.batch_size * cfg.data.seq_len
-        return lm + 3.0 * run.vocab_size * per_token / tokens
+        return lm + 3.0 * zr.vocab_size * per_token / tokens
 
 
 def streamed_text(cfg, corpus, make):

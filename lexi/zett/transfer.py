@@ -16,7 +16,6 @@ all of it (`lexi zett transfer`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,45 +25,42 @@ import ml_collections
 import numpy as np
 
 from lexi.errors import UserError
-from lexi.train.checkpoint import Checkpointer
+from lexi.rundir import newest_checkpoint, read_config
 from lexi.zett.task import Base, ZettRun, assemble, frozen_arrays, padded_vocab
 from lexi.zett.transplant import NEEDS_DONOR, OMP_K, Donor, load_donor, transplant_rows
-from lexi.zett.vocab import byte_vocab, decompose
+from lexi.zett.vocab import decompose
 
 FVT_PIECES = 64  # FVT averages every piece; tokens longer than this in base pieces are cut
 BASELINES = ("fvt", "lexical", "random", "tokenadapt", "omp")
 DONOR_METHODS = ("tokenadapt", "omp")  # the methods that read --donor (omp cannot run without one)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Trained:
-    run: ZettRun
+    """A ZeTT run's newest hypernetwork parameters, with the run they belong to."""
+
+    zett: ZettRun
     params: Any
     step: int
 
     @property
     def base(self) -> Base:
-        return self.run.base
+        return self.zett.base
+
+    @property
+    def cfg(self):
+        return self.zett.run.cfg
 
 
 def load_trained(workdir: str | Path) -> Trained:
     """A ZeTT run directory's newest hypernetwork (and its base, from config.base_workdir)."""
     workdir = Path(workdir)
-    cfg_path = workdir / "config.json"
-    if not cfg_path.exists():
-        raise UserError(f"{workdir} is not a lexi run directory (no config.json)")
-    cfg = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
-    if cfg.get("task") != "zett":
-        raise UserError(f"{workdir} is not a ZeTT run (config task {cfg.get('task', 'lm')!r}); train one with "
-                        "`lexi train --config configs/zett.py:small --config.base_workdir=...`")
-    run = assemble(cfg, workdir)
-    ckpt = Checkpointer(workdir / "checkpoints", async_save=False)
-    step = ckpt.latest_step()
-    if step is None:
-        raise UserError(f"{workdir} has no checkpoint yet; train it with `lexi train` first")
-    state, _ = ckpt.restore(step, run.abstract_state)
+    cfg = read_config(workdir, task="zett")
+    ckpt, step = newest_checkpoint(workdir)
+    zr = assemble(cfg, workdir)
+    state, _ = ckpt.restore(step, zr.run.abstract_state)
     ckpt.close()
-    return Trained(run, state.params, step)
+    return Trained(zr, state.params, step)
 
 
 def special_mask(tok) -> np.ndarray:
@@ -75,12 +71,12 @@ def special_mask(tok) -> np.ndarray:
 
 def predict_rows(trained: Trained, tok, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """(input rows, output rows) float32 [V, D] for tokenizer `tok`, in padded chunks (one compile)."""
-    run = trained.run
-    dec = decompose(byte_vocab(tok), trained.base.tokenizer, run.hypernet.cfg.pieces)
+    zr = trained.zett
+    dec = decompose(tok.token_bytes(), trained.base.tokenizer, zr.hypernet.cfg.pieces)
     special = special_mask(tok)
     v = tok.vocab_size
     chunk = min(chunk, padded_vocab(v))
-    apply = jax.jit(lambda p, pieces, sp, frozen: run.hypernet.apply(
+    apply = jax.jit(lambda p, pieces, sp, frozen: zr.hypernet.apply(
         {"params": p}, pieces, sp, frozen["base_in"], frozen.get("base_out")))
     outs_in, outs_out = [], []
     for lo in range(0, v, chunk):
@@ -89,7 +85,7 @@ def predict_rows(trained: Trained, tok, chunk: int = 4096) -> tuple[np.ndarray, 
         sp = np.zeros(chunk, bool)
         n = min(chunk, v - lo)
         pieces[:n], sp[:n] = dec.ids_VxL[lo:lo + n], special[lo:lo + n]
-        rows_in, rows_out = apply(trained.params, jnp.asarray(pieces), jnp.asarray(sp), run.frozen)
+        rows_in, rows_out = apply(trained.params, jnp.asarray(pieces), jnp.asarray(sp), zr.frozen)
         outs_in.append(np.asarray(rows_in)[:n])
         outs_out.append(np.asarray(rows_out)[:n])
     return np.concatenate(outs_in), np.concatenate(outs_out)
@@ -109,7 +105,7 @@ def baseline_rows(base: Base, tok, method: str, seed: int = 0, *, donor: Optiona
                 for m in mats]
         rows = _keep_specials(rows, mats, base, tok)
     elif method in ("fvt", "lexical"):
-        dec = decompose(byte_vocab(tok), base.tokenizer, FVT_PIECES, lexical=method == "lexical")
+        dec = decompose(tok.token_bytes(), base.tokenizer, FVT_PIECES, lexical=method == "lexical")
         valid = dec.ids_VxL >= 0
         ids = np.maximum(dec.ids_VxL, 0)
         rows = [(m[ids] * valid[..., None]).sum(1) / np.maximum(valid.sum(1), 1)[:, None] for m in mats]
@@ -121,7 +117,7 @@ def baseline_rows(base: Base, tok, method: str, seed: int = 0, *, donor: Optiona
 
 def _keep_specials(rows, mats, base, tok):
     """Special ids keep the base row of the same role (what `decompose` maps them to)."""
-    dec = decompose(byte_vocab(tok), base.tokenizer, 1)
+    dec = decompose(tok.token_bytes(), base.tokenizer, 1)
     sp = special_mask(tok)
     return [np.where(sp[:, None], m[np.maximum(dec.ids_VxL[:, 0], 0)], r) for m, r in zip(mats, rows)]
 

@@ -41,7 +41,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from lexi.errors import UserError
-from lexi.zett.vocab import ByteVocab, _base, _shared, byte_vocab, decompose
+from lexi.tokenizers.token_bytes import ByteVocab
+from lexi.zett.vocab import _base, _shared, decompose
 
 OMP_K = 64  # mergekit-tokensurgeon's default sparsity (see the module docstring)
 METHODS = ("omp", "tokenadapt")
@@ -84,7 +85,7 @@ def load_donor(workdir: str | Path, target) -> Donor:
         raise UserError(f"--donor {workdir} is not a lexi run directory (no config.json); the donor is a run trained "
                         "(`lexi train`) or imported (`lexi import-hf`) with the target tokenizer")
     loaded = load_for_inference(workdir)
-    emb = dict(loaded.run.cfg.embedding)
+    emb = dict(loaded.cfg.embedding)
     if emb.get("kind", "trainable") != "trainable":
         raise UserError(f"--donor {workdir} is a {emb.get('kind')!r} model, which has no embedding matrix to read; "
                         "the donor must be a standard LM (config.embedding.kind 'trainable')")
@@ -98,7 +99,7 @@ def load_donor(workdir: str | Path, target) -> Donor:
 
 def check_donor(donor: Donor, target) -> None:
     """OMP reads each target id's donor row, so the donor's vocabulary must be the target's, id for id."""
-    mine, want = byte_vocab(donor.tokenizer), byte_vocab(target)
+    mine, want = donor.tokenizer.token_bytes(), target.token_bytes()
     if mine != want:
         raise UserError(f"--donor {donor.workdir}: its tokenizer ({_describe(donor.tokenizer, mine)}) is not the "
                         f"target tokenizer ({_describe(target, want)}){_first_difference(mine, want)}; the donor must be "
@@ -284,7 +285,7 @@ def transplant_rows(mats: Sequence[np.ndarray], base_tok, target, method: str, *
         raise UserError(NEEDS_DONOR)
     if donor is not None:
         check_donor(donor, target)
-    vocab = byte_vocab(target)
+    vocab = target.token_bytes()
     kept_V = kept_base_ids(vocab, base_tok)
     rows = [np.asarray(m, np.float32)[np.maximum(kept_V, 0)] for m in mats]
     new_B = np.flatnonzero(kept_V < 0)
@@ -315,7 +316,7 @@ def _omp_rows(rows, mats, vocab, base_tok, donor, new_B, k) -> None:
 def _tokenadapt_plan(base_in_VxD, vocab, base_tok, target, donor, new_B, pieces, cfg):
     dec = decompose(vocab, base_tok, pieces)
     pieces_BxL = dec.ids_VxL[new_B][:, : int(dec.lengths_V[new_B].max())]
-    base_vocab = byte_vocab(base_tok)
+    base_vocab = base_tok.token_bytes()
     piece_len = np.fromiter(map(len, base_vocab.pieces), np.float64, len(base_vocab))
     token_len = np.fromiter((len(vocab.pieces[i]) for i in new_B), np.float64, len(new_B))
     rel_len = np.where(pieces_BxL >= 0, piece_len[np.maximum(pieces_BxL, 0)], 0.0) / np.maximum(token_len, 1)[:, None]

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from lexi.errors import UserError
-from lexi.tokenizers.sentencepiece import SentencePieceTokenizer, _valid_unicode
+from lexi.tokenizers.sentencepiece import SentencePieceTokenizer, valid_unicode
 
 SPECIALS = (("<pad>", 3), ("<unk>", 2), ("<s>", 3), ("</s>", 3))  # (piece, proto type): ids 0..3
 NUM_FIXED = len(SPECIALS) + 256  # specials and byte pieces, before the sampled pieces
@@ -141,12 +141,12 @@ def _checked(pieces_with_scores: Sequence[tuple[str, float]]) -> tuple[list[str]
     joined = "".join(raw)
     spelled = {p.replace(" ", SPACE) for p in raw} if SPACE in joined else set(raw)
     if (len(spelled) == len(raw) and "" not in spelled and spelled.isdisjoint(_FIXED_NAMES)
-            and np.isfinite(scores).all() and (joined.isascii() or _valid_unicode(joined) == joined)):
+            and np.isfinite(scores).all() and (joined.isascii() or valid_unicode(joined) == joined)):
         return raw, scores
     seen: set[str] = set()
     for p, score in zip(raw, scores.tolist()):
         q = p.replace(" ", SPACE)
-        if not q or q in _FIXED_NAMES or q in seen or _valid_unicode(q) != q or not np.isfinite(score):
+        if not q or q in _FIXED_NAMES or q in seen or valid_unicode(q) != q or not np.isfinite(score):
             raise UserError(f"cannot build a Unigram model with the piece {p!r} (score {score}): pieces must be "
                             "distinct non-empty valid text, not a special or byte piece's name, with a finite score")
         seen.add(q)

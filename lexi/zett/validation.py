@@ -16,7 +16,6 @@ import math
 import numpy as np
 
 from lexi.zett.sampler import ZettBatches
-from lexi.zett.vocab import byte_vocab
 
 SAMPLED = "sampled"
 VALIDATION_TARGETS = ("byte",)  # names for lexi.tokenizers.load, as `lexi zett eval --tokenizer` takes them
@@ -24,7 +23,7 @@ VALIDATION_TARGETS = ("byte",)  # names for lexi.tokenizers.load, as `lexi zett 
 
 def bytes_per_id(tok) -> np.ndarray:
     """int64[V]: UTF-8 bytes each id of `tok` adds to decoded text (0 for specials)."""
-    return np.array([len(p) for p in byte_vocab(tok).pieces], np.int64)
+    return np.array([len(p) for p in tok.token_bytes().pieces], np.int64)
 
 
 def validation_batches(source: ZettBatches, n: int, targets=VALIDATION_TARGETS) -> list[dict]:
