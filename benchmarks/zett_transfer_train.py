@@ -31,9 +31,10 @@ transferred rows. On the tiny case it did not show: bits/byte after 10 steps (sm
     base's own (4.580 / 4.536)       4.380/4.364  4.421/4.396 4.545/4.516    -          -          4.503/4.487
 
 (* lr 3e-3, warmup 30, cosine to 300: the base's recipe). The tiny base is 30 steps from
-random, so any training helps it and its transferred rows are poor (byte: 8.2 bits/byte, above
-uniform); whether warmup or a lower lr protects good rows needs the small base: run
---warmup 0 against --warmup 100 there.
+random, so any training helps it and its transferred rows are poor. On the small base (README,
+"Transfer, then train"; lr 2e-3, cosine to 1000, batch 8) the warmup does protect good rows:
+without it the hypernetwork's BPE-2000 rows go from 1.921 to 1.941 bits/byte in the first 10
+steps, with 100 warmup steps to 1.887; FVT's rows lose nothing either way.
 """
 from __future__ import annotations
 
