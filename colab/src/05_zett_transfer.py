@@ -78,7 +78,7 @@ print(f"hypernetwork: {zett_cfg.hypernet.num_layers} encoder layer(s), sampled v
 # ## 3. Target tokenizers
 #
 # A new SentencePiece BPE model trained on the same corpus, through
-# `lexi.train.setup_run.tokenizer_from_config` (what `lexi tokenizer --corpus kjv --model-type bpe --out DIR`
+# `lexi.rundir.tokenizer_from_config` (what `lexi tokenizer --corpus kjv --model-type bpe --out DIR`
 # runs), saved to a directory that `lexi.tokenizers.load` reads back; and `byte`, lexi's
 # byte-level tokenizer, which looks nothing like the base's pieces.
 
