@@ -29,10 +29,11 @@ only the base, which the runs must share). Writes OUT/zett_table.json and prints
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from zett_transfer_train import write_report  # this directory is on sys.path
 
 TARGETS = ("bpe2000", "py_unigram4000", "hf_bpe4000", "byte")
 DONOR_STEPS = 300
@@ -177,11 +178,7 @@ def main(argv=None) -> dict:
     if not args.zett_workdir:
         p.error("--zett-workdir is required (or --smoke)")
     report = measure(args)
-    print(table(report))
-    path = Path(args.out) / "zett_table.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}", file=sys.stderr)
+    write_report(report, table(report), Path(args.out) / "zett_table.json")
     return report
 
 

@@ -185,12 +185,16 @@ def main(argv=None) -> dict:
     if not args.zett_workdir or not args.tokenizer:
         p.error("--zett-workdir and --tokenizer are required (or --smoke)")
     report = measure(args)
-    print(table(report))
-    path = Path(args.json) if args.json else out / "transfer_train.json"
+    write_report(report, table(report), Path(args.json) if args.json else out / "transfer_train.json")
+    return report
+
+
+def write_report(report: dict, text: str, path: Path) -> None:
+    """Print the table and write the report's JSON (this benchmark's and zett_table.py's)."""
+    print(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}", file=sys.stderr)
-    return report
 
 
 if __name__ == "__main__":

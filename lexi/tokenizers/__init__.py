@@ -20,6 +20,7 @@ from lexi.tokenizers import corpus_chars as _corpus_chars
 from lexi.tokenizers.corpus_chars import CorpusCharTokenizer
 from lexi.tokenizers import hf as _hf
 from lexi.tokenizers.hf import HFTokenizer
+from lexi.tokenizers.hf_json import is_hf_json
 from lexi.tokenizers.sentencepiece import TRAINED_SPECIAL_IDS, SentencePieceTokenizer, train_sentencepiece
 from lexi.tokenizers import unicode as _unicode
 from lexi.tokenizers import unicode_ngrams
@@ -79,7 +80,7 @@ def _load_file(path: Path) -> Tokenizer:
             return SentencePieceTokenizer(data)
         except UserError:
             raise UserError(f"{path} is not a tokenizer: expected {_valid()}") from None
-    if _hf.is_hf_json(desc):  # Hugging Face's tokenizer.json: a "model" where lexi's has a "kind"
+    if is_hf_json(desc):  # Hugging Face's tokenizer.json: a "model" where lexi's has a "kind"
         return HFTokenizer(path)
     return _from_description(desc, path.parent, str(path))
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from lexi.errors import UserError
 from lexi.tokenizers.base import Tokenizer, id_array
-from lexi.tokenizers.hf_json import ROLE_NAMES, Specials, is_hf_json, parse, specials, token_ids  # noqa: F401
+from lexi.tokenizers.hf_json import ROLE_NAMES, Specials, parse, specials, token_ids
 from lexi.tokenizers.hf_pieces import no_prefix_space, read_tokenizer_json
 from lexi.tokenizers.token_bytes import ByteVocab, make_vocab, special_roles
 from lexi.tokenizers.sentencepiece import valid_unicode
