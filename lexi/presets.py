@@ -18,17 +18,17 @@ def apply_tiny_shape(c):
 
 
 def apply_small_shape(c):
-    """4 layers, width 256, context 256, batch 32: about 15 CPU minutes."""
+    """4 layers, width 256, context 256, batch 32, 300 steps (configs/*.py:small say how long)."""
     _char_shape(c, num_layers=4, d_model=256, mlp_dim=1024, seq_len=256, steps=300, batch_size=32, lr=2e-3,
                 warmup_steps=50, log_every=10, eval_every=100, checkpoint_every=100)
 
 
-CPU_STEPS = 2400  # configs/*.py:cpu: 19.7M characters, as medium; 2.8 s a step on one core with the twin on the other
+CPU_STEPS = 2400  # configs/*.py:cpu: 19.7M characters, as medium (its docstrings give the measured time)
 
 
 def apply_medium_shape(c):
     """4 layers, width 128, context 256, batch 32, 2400 steps (20M tokens): the longest
-    pair one CPU session holds, each run pinned to one core for about 90 minutes."""
+    pair one CPU session holds, each run pinned to one core (configs/*.py:medium give the time)."""
     _char_shape(c, num_layers=4, d_model=128, mlp_dim=512, seq_len=256, steps=2400, batch_size=32, lr=3e-3,
                 warmup_steps=100, log_every=20, eval_every=400, checkpoint_every=400)
 
@@ -36,7 +36,7 @@ def apply_medium_shape(c):
 def apply_cpu_shape(c, steps: int = CPU_STEPS):
     """The medium backbone with the two levers issue 17's study found (benchmarks/RESULTS.md):
     the train split's own characters (69 ids, not 128 ASCII) and 4 heads x 64. One run per core,
-    both at once, in at most 150 minutes on the project's 2-core CPU."""
+    both at once, within one session of the project's 2-core CPU (configs/*.py:cpu give the time)."""
     apply_medium_shape(c)
     c.model.head_dim = 64
     c.data.tokenizer.kind = "corpus_chars"

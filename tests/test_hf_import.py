@@ -320,11 +320,44 @@ def test_safetensors_shards_round_trip_with_bfloat16(tmp_path):
     for k, v in tensors.items():
         assert back.view(k).dtype == v.dtype
         np.testing.assert_array_equal(back.view(k), v)
-    from safetensors.numpy import load_file  # the reference reader agrees on a single file
+    write({"a": tensors["a"], "c": tensors["c"]}, tmp_path / "one")  # one file: no index
+    assert not (tmp_path / "one" / "model.safetensors.index.json").exists()
+    np.testing.assert_array_equal(np.asarray(Checkpoint(tmp_path / "one").view("c")), tensors["c"])
 
-    write({"a": tensors["a"], "c": tensors["c"]}, tmp_path / "one")
-    ref = load_file(tmp_path / "one" / "model.safetensors")
-    np.testing.assert_array_equal(ref["c"], tensors["c"])
+
+@pytest.mark.parametrize("name", ["same", "t", "heads_in", "heads_out", "part", "part_bias"])
+def test_lazy_views_read_only_the_block_they_are_asked_for(name):
+    """Every layout change import applies, on a Lazy tensor: each block equals the numpy view's,
+    and the file is asked for the block alone, or (a head axis cut inside a head) whole heads."""
+    from lexi.hf import architectures as arch
+    from lexi.hf.lazy import Lazy
+
+    n, h, d = 3, 4, 5
+    views = {"same": (arch._same, (7, d)), "t": (arch._t, (6, d)), "heads_in": (arch._heads_in(n, h), (n * h, d)),
+             "heads_out": (arch._heads_out(n, h), (d, n * h)), "part": (arch._part(1, n, h), (d, 3 * n * h)),
+             "part_bias": (arch._part(1, n, h, bias=True), (3 * n * h,))}
+    view, shape = views[name]
+    src = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    read_sizes = []
+
+    def read(box):
+        read_sizes.append(int(np.prod([b.stop - b.start for b in box])))
+        return src[box]
+
+    lazy, want = view(Lazy(src.shape, src.dtype, read)), view(src)
+    assert lazy.shape == want.shape
+    r = np.random.default_rng(1)
+    for _ in range(20):
+        box = []
+        for size in want.shape:
+            lo = int(r.integers(0, size))
+            box.append(slice(lo, int(r.integers(lo + 1, size + 1))))
+        read_sizes.clear()
+        got = np.asarray(lazy[tuple(box)], np.float32)
+        np.testing.assert_array_equal(got, want[tuple(box)])
+        exact = name in ("same", "t")  # no axis is split into heads
+        assert sum(read_sizes) <= got.size * (1 if exact else h), (box, read_sizes)
+    np.testing.assert_array_equal(np.asarray(lazy), want)
 
 
 def _write_config(folder, **cfg):

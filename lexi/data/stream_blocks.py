@@ -6,7 +6,7 @@ documents come in blocks of `block_documents`, read in turn from the shards (str
 block b serves steps [start_b, start_b + n_b), with n_b = max(min_steps, ceil(its characters /
 chars_per_step)), so a block is drawn from for about as many steps as it takes to read its text
 once, and for at least `min_steps` (ZeTT: its vocabulary window, which a new block rebuilds from
-that block's text, a cold start of ~0.5 s). Only the current block is held in memory.
+that block's text, a cold start benchmarks/design_figures.py times). Only the current block is held in memory.
 
 Resume is exact through `state_at(step)`: the shard iterator's state before the block holding
 `step` and where that block starts (a few integers, saved next to each checkpoint like the

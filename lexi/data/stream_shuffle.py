@@ -6,8 +6,9 @@ start of the current window plus the window number and how many of its elements 
 out, so restoring reads that one window again and nothing else.
 
 Grain has the same transformation (WindowShuffleIterDataset), but it draws each position with
-its index_shuffle, which costs ~50 us per element for a window of 1,024 and ~5 ms for one of 16
-(grain 0.2.18): more than packing a row of 128 characters. A numpy permutation costs ~10 ns.
+its index_shuffle, whose cost per element grows as the window shrinks, to more than packing a
+row of 128 characters; one numpy permutation per window does not
+(benchmarks/design_figures.py compares the two per element).
 """
 from __future__ import annotations
 

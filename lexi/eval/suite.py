@@ -22,15 +22,6 @@ EVAL_TRAIN_DOCUMENTS = 10_000
 EVAL_TRAIN_TOKENS = 5_000_000
 
 
-def _text_file_tokens(path: Path, tokenizer) -> np.ndarray:
-    if not path.is_file():
-        raise UserError(f"--text-file {path} does not exist")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if not text.strip():
-        raise UserError(f"--text-file {path} is empty")
-    return np.asarray([tokenizer.bos_id] + tokenizer.encode(text), np.int32)
-
-
 def _split_tokens(cfg, data_cfg, split: str, tok) -> np.ndarray:
     """int32[N]: the split's token stream as training saw it. The cached pipeline's .npy (built if
     missing); with input_pipeline=streaming a bounded head read in memory and nothing written:
@@ -62,6 +53,7 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
     """`corpus` scores another corpus' validation split than the run's (e.g. `kjv` for a run trained on
     a mixture); the cipher probes and the reasoning symbols still come from the run's own train split.
     A run with input_pipeline=streaming writes no token stream here either (`_split_tokens`)."""
+    from lexi.data.held_out import document_tokens, read_documents
     from lexi.data.pipeline import eval_windows
     from lexi.eval import decipher, mc, perplexity, reasoning
     from lexi.inference import load_for_inference
@@ -81,7 +73,7 @@ def run_suite(workdir: Path, suites: Sequence[str] = DEFAULT_SUITES, *, text_fil
     if corpus:
         val_data.corpus, val_data.mixture = corpus, ""
     train_tokens = _split_tokens(cfg, cfg.data, "train", tok) if {"cipher", "reasoning"} & set(suites) else None
-    val_tokens = _text_file_tokens(Path(text_file), tok) if text_file else \
+    val_tokens = document_tokens(read_documents(text_file), tok) if text_file else \
         _split_tokens(cfg, val_data, "validation", tok)
     if len(val_tokens) < seq_len + 1:
         raise UserError(f"the evaluation text has {len(val_tokens)} tokens, fewer than one sequence of {seq_len + 1}")

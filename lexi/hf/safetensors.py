@@ -1,61 +1,56 @@
-"""Safetensors files read lazily and written, without torch or the safetensors package.
+"""Hugging Face safetensors weights through the `safetensors` package, read lazily.
 
-The format is an 8-byte little-endian header length, a JSON header naming each tensor's
-dtype, shape and byte range, then the raw bytes. Reading memory-maps the file and gives
-numpy views, so a tensor (or the slice of it one device holds) is read from disk only when
-it is used: a checkpoint of any size loads tensor by tensor, never whole into memory.
+`safe_open(..., framework="numpy")` memory-maps each file and `get_slice` reads a range of a
+tensor; wrapped as `Lazy` (lexi/hf/lazy.py), a checkpoint of any size imports block by
+block, each device reading only its part of each tensor, never the file whole into memory.
+bfloat16 is numpy's through ml_dtypes, which must be imported before the package sees it.
 """
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Mapping
 
 import ml_dtypes
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
 from lexi.errors import UserError
+from lexi.hf.lazy import Lazy
 
 DTYPES = {
     "F64": np.dtype(np.float64), "F32": np.dtype(np.float32), "F16": np.dtype(np.float16),
     "BF16": np.dtype(ml_dtypes.bfloat16), "I64": np.dtype(np.int64), "I32": np.dtype(np.int32),
     "I16": np.dtype(np.int16), "I8": np.dtype(np.int8), "U8": np.dtype(np.uint8), "BOOL": np.dtype(np.bool_),
 }
-NAMES = {v: k for k, v in DTYPES.items()}
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 
 
 class SafetensorsFile:
-    """One .safetensors file: `names()`, `shape(name)` and `view(name)` (a read-only memmap view)."""
+    """One .safetensors file: `names()`, `shape(name)` and `view(name)` (a `Lazy` tensor)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            with open(self.path, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(n))
-        except (OSError, struct.error, ValueError) as e:
+            self._file = safe_open(str(self.path), framework="numpy")
+        except (OSError, SafetensorError) as e:
             raise UserError(f"{self.path} is not a readable safetensors file ({e})") from None
-        self.metadata = header.pop("__metadata__", {}) or {}
-        self._header = header
-        self._start = 8 + n
-        self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+        self.metadata = self._file.metadata() or {}
 
     def names(self) -> list[str]:
-        return list(self._header)
+        return list(self._file.keys())
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._header[name]["shape"])
+        return tuple(self._file.get_slice(name).get_shape())
 
-    def view(self, name: str) -> np.ndarray:
-        info = self._header[name]
-        if info["dtype"] not in DTYPES:
-            raise UserError(f"{self.path}: tensor {name} has dtype {info['dtype']}, which lexi cannot read")
-        lo, hi = info["data_offsets"]
-        raw = self._map[self._start + lo:self._start + hi]
-        return raw.view(DTYPES[info["dtype"]]).reshape(info["shape"])
+    def view(self, name: str) -> Lazy:
+        part = self._file.get_slice(name)
+        dtype = part.get_dtype()
+        if dtype not in DTYPES:
+            raise UserError(f"{self.path}: tensor {name} has dtype {dtype}, which lexi cannot read")
+        return Lazy(part.get_shape(), DTYPES[dtype], lambda box: np.asarray(part[box]))
 
 
 class Checkpoint:
@@ -89,7 +84,7 @@ class Checkpoint:
     def __contains__(self, name: str) -> bool:
         return name in self._where
 
-    def view(self, name: str) -> np.ndarray:
+    def view(self, name: str) -> Lazy:
         if name not in self._where:
             raise UserError(f"the checkpoint has no tensor {name!r}")
         return self.files[self._where[name]].view(name)
@@ -122,16 +117,8 @@ def write(tensors: Mapping[str, np.ndarray], folder: Path, max_shard_bytes: int 
 
 
 def _write_file(path: Path, tensors: Mapping[str, np.ndarray]) -> None:
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
     for name, a in tensors.items():
-        if a.dtype not in NAMES:
+        if a.dtype not in DTYPES.values():
             raise ValueError(f"cannot write dtype {a.dtype} of {name}")
-        header[name] = {"dtype": NAMES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        offset += a.nbytes
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for a in tensors.values():
-            f.write(a.tobytes())  # C order, whatever the array's layout
+    # save_file writes an array's buffer as it lies in memory: a transposed view needs a C-order copy
+    save_file({k: np.ascontiguousarray(a) for k, a in tensors.items()}, str(path), metadata={"format": "pt"})

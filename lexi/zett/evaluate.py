@@ -127,16 +127,14 @@ def run_zett_eval(workdir: str | Path, tokenizer_spec: str, *, text_file: Option
 
 
 def evaluation_documents(data_cfg, text_file: Optional[str] = None, max_documents: int = 0) -> list[str]:
-    """What `lexi zett eval` scores: the blank-line-separated documents of `text_file`, else the
+    """What `lexi zett eval` scores: the documents of `text_file` (lexi/data/held_out.py), else the
     validation split of `data_cfg`'s corpus; the first `max_documents` (0: all). One function, so
     benchmarks/zett_transfer_train.py scores a moved and trained model on exactly this text."""
     from lexi.data.corpora import get_corpus
+    from lexi.data.held_out import read_documents
 
     if text_file:
-        path = Path(text_file)
-        if not path.is_file():
-            raise UserError(f"--text-file {text_file} does not exist")
-        docs = [d for d in path.read_text(encoding="utf-8", errors="replace").split("\n\n") if d.strip()]
+        docs = read_documents(text_file)
     else:
         docs = list(get_corpus(data_cfg).documents("validation"))
     return docs[:max_documents] if max_documents else docs

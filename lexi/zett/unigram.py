@@ -2,8 +2,8 @@
 
 Every model has the same fixed start (pad 0, unk 1, bos 2, eos 3, then the 256 byte pieces,
 so any text stays encodable) followed by the sampled pieces, and is written straight into
-protobuf's wire format (lexi/zett/sampler.py samples the pieces; building a 32k-piece model
-costs ~100 ms, most of it SentencePiece's own load). A byte-like model (lexi/zett/byte_like.py)
+protobuf's wire format (lexi/zett/sampler.py samples the pieces; benchmarks/design_figures.py
+times a 32k-piece build against protobuf objects). A byte-like model (lexi/zett/byte_like.py)
 leaves spaces unescaped, so text outside its pieces is written as UTF-8 byte pieces, a space
 as <0x20>, as in a byte-level tokenizer.
 """
@@ -97,7 +97,8 @@ def _tail(vocab_size: int, longest: int, escape: bool = True) -> bytes:
 
 def _pieces_wire(raw: Sequence[str], scores: np.ndarray, space: str = SPACE) -> Optional[bytes]:
     """ModelProto `pieces` entries (NORMAL: piece and score) in protobuf's wire format,
-    written with numpy: protobuf objects cost ~1.5 us a piece, 50 ms at 32k pieces. None
+    written with numpy rather than as one protobuf object per piece (the cost compared in
+    benchmarks/design_figures.py). None
     if a piece has over 120 bytes (its lengths would need two-byte varints). Spaces are
     written as `space`."""
     data = "".join(raw).replace(" ", space).encode("utf-8")
