@@ -1,6 +1,7 @@
 """The streaming input pipeline (config.data.input_pipeline=streaming) on generated jsonl.gz corpora.
 
 Run: python benchmarks/data_pipeline.py [--docs 8000000] [--small-mb 100] [--steps 1000] [--dir /tmp]
+                                        [--tfds-docs 200000]
 
 Writes a large corpus (--docs documents of ~500 characters: 8M is ~4 GB of text) and a small
 one (--small-mb of text), 64 and 8 .jsonl.gz files, under --dir, and deletes them at the end.
@@ -9,6 +10,9 @@ small corpus, kept in the lexi cache) a fresh process pinned to ONE core builds 
 configs/lexinvariant.py:paper_char's shape (batch 64 x 512, the default streaming windows) and
 reports: seconds to the first batch, peak resident memory above what the process held before
 the pipeline was built, bytes it wrote to disk, and tokens/s over --steps further batches.
+With --tfds-docs N (0 skips it), the small corpus' first N documents are also prepared as a
+TFDS ArrayRecord dataset under --dir and read as a `tfds:` corpus (records by index under one
+global shuffle, lexi/data/tfds_source.py), measured the same way.
 
 The rate to beat, derived: paper_char costs F = 3 x forward matmul FLOPs (lexi/train/flops.py)
 per token x 32,768 tokens ~ 3.1e13 FLOPs per step. A TPU v3-8 host drives 4 chips, 492 TFLOP/s
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import os
 import shutil
@@ -100,6 +105,40 @@ def _written() -> int:
     return 0
 
 
+def write_tfds(data_dir: Path, small: Path, n_docs: int) -> str:
+    """A TFDS ArrayRecord dataset `lexi_bench_text` of the small corpus' first n_docs documents
+    (train) and the next 2% (validation), prepared locally; returns the corpus name."""
+    import warnings
+
+    import tensorflow_datasets as tfds
+
+    from lexi.data.text_files import TextFiles
+
+    n_val = max(1, n_docs // 50)
+    docs = list(itertools.islice(TextFiles(f"{small}/*.jsonl.gz", val_fraction=0.0).documents("train"), n_docs + n_val))
+    if len(docs) < n_docs + n_val:
+        raise SystemExit(f"--tfds-docs {n_docs}: the small corpus has only {len(docs)} documents")
+
+    class LexiBenchText(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(0, n_docs),
+                    "validation": self._generate_examples(n_docs, n_docs + n_val)}
+
+        def _generate_examples(self, lo, hi):
+            for i in range(lo, hi):
+                yield i, {"text": docs[i]}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        LexiBenchText(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+    return "tfds:lexi_bench_text"
+
+
 def measure(files: str, tokenizer_spec: str, steps: int) -> dict:
     from lexi import tokenizers
     from lexi.config import load_config
@@ -108,7 +147,11 @@ def measure(files: str, tokenizer_spec: str, steps: int) -> dict:
 
     cfg = load_config(str(Path(__file__).parent.parent / "configs" / "lexinvariant.py") + ":paper_char")
     # val_fraction stays 0.04, so every document is hashed into its split as in training
-    cfg.data.update(corpus="text_files", files=files, input_pipeline="streaming")
+    if files.startswith("tfds:"):  # tfds:<name>@<data_dir>
+        name, _, data_dir = files.partition("@")
+        cfg.data.update(corpus=name, tfds_data_dir=data_dir, input_pipeline="streaming")
+    else:
+        cfg.data.update(corpus="text_files", files=files, input_pipeline="streaming")
     tok = (tokenizers.load("char") if tokenizer_spec == "char"
            else tokenizers.from_config({"kind": "sentencepiece", "model_file": tokenizer_spec}, lambda: [], "."))
     rss0, written0 = _status("VmRSS"), _written()
@@ -151,6 +194,8 @@ def main():
     ap.add_argument("--dir", default="/tmp", help="where the corpora are written (and deleted)")
     ap.add_argument("--core", type=int, default=0, help="the one core the measuring processes are pinned to")
     ap.add_argument("--keep", action="store_true", help="keep the generated corpora")
+    ap.add_argument("--tfds-docs", type=int, default=200_000,
+                    help="documents of the small corpus also read as a tfds ArrayRecord dataset (0: skip)")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--tokenizer", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -174,9 +219,16 @@ def main():
                   f"(written in {time.perf_counter() - t:.0f} s)")
             corpora[name] = (n, files, size)
         spm = sentencepiece_model(root / "small", Path(os.environ.get("LEXI_CACHE", Path.home() / ".cache" / "lexi")))
+        sources = {name: f"{root / name}/*.jsonl.gz" for name in corpora}
+        if args.tfds_docs:
+            t = time.perf_counter()
+            sources["tfds"] = write_tfds(root / "tfds", root / "small", args.tfds_docs) + f"@{root / 'tfds'}"
+            print(f"tfds: {args.tfds_docs:,} documents of the small corpus as ArrayRecord "
+                  f"(prepared in {time.perf_counter() - t:.0f} s)")
+            corpora["tfds"] = (args.tfds_docs, 0, corpora["small"][2] * args.tfds_docs / corpora["small"][0])
         for tok_name, spec in (("char", "char"), ("sentencepiece 32k", spm)):
             for name in corpora:
-                r = run_child(f"{root / name}/*.jsonl.gz", spec, args.steps, args.core)
+                r = run_child(sources[name], spec, args.steps, args.core)
                 rows.append((tok_name, name, r))
                 print(f"{tok_name:18s} {name:5s} ({corpora[name][2] / 1e9:5.2f} GB): first batch "
                       f"{r['first_batch_s']:5.2f} s, peak memory +{r['peak_rss_growth_bytes'] / 2**20:6.0f} MiB, "
@@ -186,6 +238,7 @@ def main():
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     by = {(t, c): r for t, c, r in rows}
+    corpora.pop("tfds", None)  # the goals compare the two jsonl corpora; tfds rows are printed above
     mem = max(abs(by[(t, "large")]["peak_rss_growth_bytes"] - by[(t, "small")]["peak_rss_growth_bytes"])
               for t in ("char", "sentencepiece 32k"))
     print(f"goals: first batch <= 10 s: {all(r['first_batch_s'] <= 10 for _, _, r in rows)}; "
