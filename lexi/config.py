@@ -56,6 +56,9 @@ def base_config() -> ml_collections.ConfigDict:
         "streaming_shuffle_documents": 10000,
         "streaming_shuffle_rows": 1024,  # streaming: packed rows shuffled together, so a long document spreads out
         "streaming_validation_documents": 2000,  # streaming: validation reads only the split's first N documents
+        # streaming: worker processes that tokenize (lexi/data/stream_encode.py): the same batches, for tokenizers
+        # written in Python (char, unicode, bytes) on hosts with cores to spare; 0 = in the loading thread
+        "streaming_tokenizer_processes": 0,
         # streaming: a .jsonl line that is not a JSON object with a string text_field stops the run (False) or is
         # skipped with a warning and a running count (True); resuming with it changed is allowed
         "streaming_skip_bad_lines": False,
@@ -244,6 +247,6 @@ def _validate_input_pipeline(d) -> None:
     if kind != "streaming":
         return
     for name, low in (("streaming_open_files", 1), ("streaming_shuffle_documents", 0), ("streaming_shuffle_rows", 0),
-                      ("streaming_validation_documents", 1)):
+                      ("streaming_validation_documents", 1), ("streaming_tokenizer_processes", 0)):
         if int(d.get(name, low)) < low:
             raise UserError(f"config.data.{name} must be >= {low}, got {d.get(name)}")

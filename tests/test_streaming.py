@@ -148,6 +148,36 @@ def test_resume_from_a_saved_state_equals_an_uninterrupted_stream(tmp_path, proc
         whole.batch_at(50)  # ahead: never produced
 
 
+def test_worker_processes_give_the_same_stream_and_states(tmp_path):
+    """streaming_tokenizer_processes: chunks encoded by two spawned workers, several groups in
+    flight, are the in-thread stream batch for batch; a state saved with workers restores without
+    them and the other way round; jumping back to a kept state drops what was in flight."""
+    docs = random_docs(300, longest=120)
+    corpus = get_corpus(data_cfg(files=write_corpus(tmp_path / "c", docs)))
+    shape = dict(seq_len=32, global_batch_size=32)  # 1,024 tokens a step: a group of 64 documents every ~4 steps
+    one = StreamingBatches(corpus, TOK, small(**shape))
+    want = [one.batch_at(s) for s in range(30)]
+    pooled = StreamingBatches(corpus, TOK, small(**shape, tokenizer_processes=2))
+    try:
+        for s in range(30):
+            np.testing.assert_array_equal(pooled.batch_at(s)["inputs"], want[s]["inputs"], err_msg=f"step {s}")
+        np.testing.assert_array_equal(pooled.batch_at(12)["targets"], want[12]["targets"])  # back to a kept state
+        np.testing.assert_array_equal(pooled.batch_at(13)["inputs"], want[13]["inputs"])
+        saved = roundtrip(pooled.state_at(20))
+    finally:
+        pooled.close()
+    plain = StreamingBatches(corpus, TOK, small(**shape))
+    plain.restore(20, saved)  # saved with workers, read without
+    np.testing.assert_array_equal(plain.batch_at(20)["inputs"], want[20]["inputs"])
+    again = StreamingBatches(corpus, TOK, small(**shape, tokenizer_processes=1))
+    try:
+        again.restore(5, roundtrip(one.state_at(5)))  # saved without, read with
+        for s in range(5, 9):
+            np.testing.assert_array_equal(again.batch_at(s)["inputs"], want[s]["inputs"])
+    finally:
+        again.close()
+
+
 def test_restore_refuses_a_state_of_another_stream(tmp_path):
     corpus = ListCorpus(random_docs(50), val_fraction=0.0)
     saved = roundtrip(StreamingBatches(corpus, TOK, small()).state_at(0))

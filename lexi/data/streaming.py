@@ -52,6 +52,7 @@ class StreamSettings:
     open_files: int = 4
     shuffle_documents: int = 10_000
     shuffle_rows: int = 1024
+    tokenizer_processes: int = 0  # worker processes that encode (stream_encode.py); 0: the loading thread
 
     @classmethod
     def from_config(cls, cfg, shuffle: bool = True) -> "StreamSettings":
@@ -59,7 +60,8 @@ class StreamSettings:
         return cls(seq_len=d.seq_len, global_batch_size=cfg.train.batch_size, seed=cfg.seed, shuffle=shuffle,
                    open_files=int(d.get("streaming_open_files", default.open_files)),
                    shuffle_documents=int(d.get("streaming_shuffle_documents", default.shuffle_documents)),
-                   shuffle_rows=int(d.get("streaming_shuffle_rows", default.shuffle_rows)))
+                   shuffle_rows=int(d.get("streaming_shuffle_rows", default.shuffle_rows)),
+                   tokenizer_processes=int(d.get("streaming_tokenizer_processes", default.tokenizer_processes)))
 
 
 def _digest(names: list[str]) -> str:
@@ -101,10 +103,15 @@ def document_groups(corpus, split: str, s: StreamSettings, process_index: int = 
 def rows_dataset(groups, tokenizer, s: StreamSettings, local_batch_size: int, process_index: int = 0):
     """The Grain pipeline of one process over its `groups` of documents: int32[local_batch_size, L+1]
     windows, for ever."""
+    from lexi.data.stream_encode import ParallelEncode
     from lexi.data.stream_packing import ConcatWindows, EncodeDocuments
     from lexi.data.stream_shuffle import WindowShuffle
 
-    ds = ConcatWindows(groups.map(EncodeDocuments(tokenizer)), s.seq_len)
+    if s.tokenizer_processes:  # the same chunks in the same order, encoded in worker processes
+        encoded = ParallelEncode(groups, tokenizer, s.tokenizer_processes)
+    else:
+        encoded = groups.map(EncodeDocuments(tokenizer))
+    ds = ConcatWindows(encoded, s.seq_len)
     if s.shuffle and s.shuffle_rows > 1:
         ds = WindowShuffle(ds, window_size=s.shuffle_rows, seed=_seed(s.seed, process_index, 2))
     return ds.batch(local_batch_size, drop_remainder=True)
@@ -171,8 +178,11 @@ class StreamingBatches:
         return pack(windows, self.bos_id, self.pad_id)
 
     def _identity(self) -> dict:
+        """What a saved state must match; not how many processes encode, which leaves the stream as it is."""
+        settings = dataclasses.asdict(self.settings)
+        settings.pop("tokenizer_processes")
         return {"format": STATE_FORMAT, "process_index": self.process_index, "process_count": self.process_count,
-                **dataclasses.asdict(self.settings), "shards": _digest(self.shard_names)}
+                **settings, "shards": _digest(self.shard_names)}
 
     def state_at(self, step: int) -> dict:
         """What `restore` needs to continue with step `step`: the iterator state after step - 1."""
