@@ -10,6 +10,17 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 from xla_flags import BASE as _XLA_TEST_FLAGS  # noqa: E402  (before jax starts: tests/xla_flags.py says why)
 
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_XLA_TEST_FLAGS}".strip()
+if os.environ.get("LEXI_TEST_JAX_CACHE", "1") != "0":
+    # JAX's persistent compilation cache, shared by both xdist workers and every process a test starts
+    # (set before jax is imported, so they all read it from the environment): the suite compiles the same
+    # tiny programs again and again, in-process and in `lexi train` subprocesses. Keyed by the program,
+    # its options and the jax/jaxlib versions, so a hit is the executable a compile would give.
+    # LEXI_TEST_JAX_CACHE=0 turns it off.
+    import tempfile
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                          os.path.join(tempfile.gettempdir(), f"lexi-tests-jax-cache-{os.getuid()}"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402

@@ -22,6 +22,7 @@ def _compile(*args):
 
 
 @needs_libtpu
+@pytest.mark.slow
 def test_compile_reports_memory_and_flops_for_a_pod(tmp_path):
     sharded = ["--config.mesh.shape.data=1", "--config.mesh.shape.fsdp=2", "--config.mesh.shape.tensor=2"]
     p = _compile("--config", "configs/lexinvariant.py:tiny", "--topology", "v5e:2x2", *sharded)

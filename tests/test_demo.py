@@ -64,6 +64,7 @@ def check_figures(n: dict[str, list[float]]) -> None:
     assert {"lookup (uniform)", "lookup_16 (uniform)", "permutation (frequency), top-1 among candidates"} <= set(n)
 
 
+@pytest.mark.slow
 def test_demo_smoke_prints_a_sensible_table(tmp_path, cache_dir, capsys):
     assert cli.main(["demo", "--smoke", "--workdir", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out

@@ -27,6 +27,7 @@ def runs(tmp_path_factory, cache_dir):
 SMALL_REASONING = dict(lookup_pairs=(4, 8), task_params={"permutation": {"num_demos": 2}})  # fits seq_len 64
 
 
+@pytest.mark.slow
 def test_suite_writes_results_report_and_plots(runs):
     res = run_suite(runs["lexinvariant"], examples=20, num_sequences=8, probe_steps=20, reasoning_offset=8,
                     **SMALL_REASONING)
@@ -96,6 +97,7 @@ def test_lexinvariant_is_blind_to_the_cipher_and_standard_is_not(runs):
     assert std["cipher_plain_ratio"] > 1.1
 
 
+@pytest.mark.slow
 def test_subword_tokenizers_get_the_token_permutation(tmp_path_factory, cache_dir, kjv_docs):
     """A tokenizer that merges letters (a 400-piece SentencePiece BPE) is enciphered by permuting
     every non-special token: a letter cipher would leave its merged pieces readable (the unicode

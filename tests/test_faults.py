@@ -73,6 +73,7 @@ def test_nonfinite_skip_counts_skipped_steps(tmp_path, cache_dir, monkeypatch):
     assert np.mean(after[-4:]) < np.mean(after[:4]) - 0.1, after  # still learning after the skipped step
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly(tmp_path, cache_dir):
     w = tmp_path / "run"
     cmd = [sys.executable, "-m", "lexi.cli", "train", "--config", "configs/standard.py:tiny", "--workdir", str(w),
@@ -123,6 +124,7 @@ def _comparable(workdir):
     return [{k: v for k, v in m.items() if k not in ("tokens_per_sec", "mfu")} for m in read_metrics(workdir)]
 
 
+@pytest.mark.slow
 def test_kill9_at_four_points_then_resume_is_bitwise_identical(tmp_path, cache_dir):
     """kill -9 at fixed points (LEXI_FAULT_KILL: after a step between checkpoints, while a
     checkpoint write is in flight, right before a checkpoint) and once at a moment the test
@@ -162,6 +164,7 @@ def _damage(step_dir: Path) -> None:
                 fh.truncate(f.stat().st_size // 2)
 
 
+@pytest.mark.slow
 def test_corrupt_latest_checkpoint_falls_back_to_the_newest_good_one(tmp_path, cache_dir, caplog):
     cfg = lambda: tiny(steps=8, checkpoint_every=2, keep_checkpoints=5)
     full, run = tmp_path / "full", tmp_path / "run"
@@ -208,6 +211,7 @@ def _with_file_size_limit(cmd, kib):
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash's ulimit")
+@pytest.mark.slow
 def test_failed_checkpoint_write_stops_cleanly_and_keeps_older_checkpoints(tmp_path, cache_dir):
     w = tmp_path / "run"
     cmd = [sys.executable, "-m", "lexi.cli", "train", "--config", "configs/standard.py:tiny", "--workdir", str(w),

@@ -106,6 +106,7 @@ def test_projected_tables_train_frozen_and_are_the_same_in_every_run(tmp_path, c
     assert used is None or 40 < len(used) < 128  # KJV's characters, not all of ASCII
 
 
+@pytest.mark.slow
 def test_frozen_table_never_changes_and_is_not_optimised(tmp_path, cache_dir):
     cfg = frozen_cfg(steps=20, checkpoint_every=10)
     run = build_run(cfg, tmp_path / "run")
@@ -126,6 +127,7 @@ def test_frozen_table_never_changes_and_is_not_optimised(tmp_path, cache_dir):
     assert set(loaded.variables) == {"params", "constants"}
 
 
+@pytest.mark.slow
 def test_frozen_run_resumes_exactly(tmp_path, cache_dir):
     full, cut = tmp_path / "full", tmp_path / "cut"
     train(frozen_cfg(), full)

@@ -158,6 +158,7 @@ def test_imported_tokenizer_encodes_and_decodes_like_hugging_face(tokenizer_dir,
         assert tok.decode(ids) == fast.decode(ids, skip_special_tokens=True) == s, s
 
 
+@pytest.mark.slow
 def test_imported_run_continues_training_and_serves_as_zett_base(tokenizer_dir, tmp_path, cache_dir):
     from lexi.config import load_config
     from lexi.train.loop import train
@@ -237,6 +238,7 @@ def test_zett_on_an_imported_base_keeps_the_base_on_its_own_tokenizer(name, toke
     assert_rows_keep_the_base(report)
 
 
+@pytest.mark.slow
 def test_import_loads_into_a_sharded_mesh(tmp_path):
     """Four devices (fsdp 2 x tensor 2): every parameter lands sharded, logits unchanged."""
     import os

@@ -96,6 +96,7 @@ def test_bfloat16_compute_keeps_float32_params_and_close_loss():
 
 @pytest.mark.parametrize("kind", ["trainable", "lexinvariant"])
 @pytest.mark.parametrize("position", ["t5_bias", "rope", "learned"])
+@pytest.mark.slow
 def test_kv_cached_generation_matches_full_forward(kind, position):
     model = tiny_model(kind, position=position, num_kv_heads=2)
     params, x, ctx = init(model)
@@ -133,6 +134,7 @@ def test_config_errors_are_user_errors():
 
 
 @pytest.mark.parametrize("blocks,kv_heads", [(1, 4), (2, 4), (4, 2)])
+@pytest.mark.slow
 def test_einsum_attention_matches_the_reference_with_gradients(blocks, kv_heads):
     """lexi's einsum attention (causal query blocks, GQA, T5 bias, segment mask) equals
     jax.nn.dot_product_attention, values and gradients."""

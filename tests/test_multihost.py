@@ -124,6 +124,7 @@ def _curve(m: dict, key: str) -> list[float]:
     return [m[s][key] for s in sorted(m) if key in m[s]]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_and_resume(tmp_path, cache_dir):
     one = tmp_path / "one"
     _ok(_launch(one, cache_dir, processes=1))

@@ -138,6 +138,7 @@ def _execute(nb, cwd):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.slow
 def test_notebook_runs_in_smoke_mode(name, tmp_path, cache_dir, monkeypatch):
     work = tmp_path / "work"
     _smoke_env(monkeypatch, work)

@@ -124,6 +124,7 @@ def test_bad_readout_options_stop_with_one_clear_message():
     assert _model({"kind": "lexinvariant", "readout_ids": "all"}).embedding.readout_rows == V
 
 
+@pytest.mark.slow
 def test_glyph_tiny_trains_resumes_and_samples_with_the_train_split_readout(tmp_path, cache_dir):
     """configs/glyph.py:tiny, shortened: the readout holds KJV's ids + "other", not 65,536 rows;
     the loss falls; a resumed run (which reads readout_ids.json back) matches an uninterrupted

@@ -14,6 +14,7 @@ HERE = os.path.dirname(__file__)
 
 
 @pytest.mark.parametrize("kind", ["trainable", "lexinvariant", "frozen", "adafactor"])
+@pytest.mark.slow
 def test_eight_device_meshes_and_grad_accum_match_one_device(kind):
     out = subprocess.run([sys.executable, os.path.join(HERE, "sharded_losses.py"), kind],
                          capture_output=True, text=True, timeout=600)

@@ -2,11 +2,13 @@
 kill -9 (LEXI_FAULT_KILL) between checkpoints and started again, they finish with the losses and
 validation losses of an uninterrupted two-process run."""
 import numpy as np
+import pytest
 
 import test_multihost as mh
 from test_streaming import random_docs, write_corpus
 
 
+@pytest.mark.slow
 def test_two_processes_killed_and_resumed_match_an_uninterrupted_run(tmp_path, cache_dir, monkeypatch):
     files = write_corpus(tmp_path / "corpus", random_docs(400), files=4)
     extra = ["--config.train.steps=9", "--config.data.corpus=text_files", f"--config.data.files={files}",

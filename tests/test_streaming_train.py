@@ -21,6 +21,7 @@ def streaming(files: str, **train_kw):
     return c
 
 
+@pytest.mark.slow
 def test_stop_and_resume_equals_uninterrupted(tmp_path, cache_dir):
     files = write_corpus(tmp_path / "corpus", random_docs(400), files=4)
     full, cut = tmp_path / "full", tmp_path / "cut"

@@ -27,6 +27,7 @@ def _losses(workdir):
 
 
 @pytest.mark.parametrize("kind", ["trainable", "lexinvariant"])
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path, cache_dir, kind):
     full, cut = tmp_path / "full", tmp_path / "cut"
     train(tiny(kind), full)

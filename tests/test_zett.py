@@ -206,6 +206,7 @@ def zett_uninterrupted(base_run, cache_dir):
     return work
 
 
+@pytest.mark.slow
 def test_zett_resume_equals_uninterrupted(zett_run, zett_uninterrupted):
     """Stopped at 10 and resumed (the sampler cold-starts its window at step 10) gives the
     uninterrupted run's logged figures and final hypernetwork bit for bit."""
@@ -347,6 +348,7 @@ def test_tokenizer_command_trains_and_saves_a_target(tmp_path, cache_dir, capsys
     assert tok.vocab_size == 400 and tok.decode(tok.encode("And God said")) == "And God said"
 
 
+@pytest.mark.slow
 def test_zett_on_a_four_device_mesh_matches_one_device(base_run, cache_dir, tmp_path):
     """The hypernetwork's parameters follow the mesh rules and the sampled vocabulary's rows
     split over the data-parallel devices: data 2 x tensor 2 gives the one-device losses."""

@@ -29,6 +29,7 @@ def smoke(tmp_path_factory, cache_dir):
     return out, report, printed.getvalue()
 
 
+@pytest.mark.slow
 def test_smoke_table_shows_training_moving_bits_per_byte(smoke):
     import zett_transfer_train as tt
 
