@@ -88,6 +88,7 @@ def base_config() -> ml_collections.ConfigDict:
         "eps": 1e-8,  # adamw denominator epsilon
         "weight_decay": 0.01,  # matrices only
         "grad_clip": 1.0,  # global norm; 0 = off
+        "trainable": "",  # regex over parameter paths ('embedding/table'); only matches train; "" = all
         "log_every": 10,  # metrics.jsonl / TensorBoard / progress bar every N steps
         "eval_every": 100,  # validation loss every N steps and at the end; 0 = only at the end
         "eval_batches": 4,  # validation batches of batch_size sequences

@@ -75,3 +75,37 @@ def test_optimizer_decays_the_masked_parameters(optimizer):
     assert factor < 0  # adamw: -lr * wd; optax's adafactor: -wd, not scaled by the learning rate
     for k in p:
         np.testing.assert_allclose(u[k], factor * p[k] if mask[k] else 0.0, rtol=1e-5, atol=1e-8, err_msg=k)
+
+
+def test_trainable_pattern_trains_only_what_it_matches():
+    """`train.trainable` = only the embedding table trains. Its updates equal the same optimizer
+    run on that table alone (so clipping's norm leaves the frozen gradients out), and every other
+    parameter gets exactly zero, weight decay included. Breaks if frozen gradients reach the
+    clip norm, if decay moves a frozen matrix, or if the optimizer state depends on the pattern."""
+    t = train_cfg(lr=0.1, weight_decay=0.5, warmup_steps=0, grad_clip=0.01, eps=0.1)  # eps: the step feels the clip
+    params = nn.meta.unbox(init(tiny_model("trainable"))[0])
+    grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 0.3), params)
+    frozen_tx = make_optimizer(train_cfg(**{**t.to_dict(), "trainable": "^embedding/table$"}))
+    state = frozen_tx.init(params)
+    assert jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(make_optimizer(t).init(params))
+    updates, _ = frozen_tx.update(grads, state, params)
+    alone_tx = make_optimizer(t)
+    sub = {"table": params["embedding"]["table"]}
+    alone, _ = alone_tx.update({"table": grads["embedding"]["table"]}, alone_tx.init(sub), sub)
+    np.testing.assert_allclose(updates["embedding"]["table"], alone["table"], rtol=1e-5, atol=1e-7)
+    assert float(jnp.abs(alone["table"]).max()) > 0
+    for path, u in _named_leaves(updates).items():
+        if "table" not in path:
+            assert float(jnp.abs(u).max()) == 0.0, path
+
+
+@pytest.mark.parametrize("pattern, message", [("(", "not a regular expression"), ("^nothing$", "matches no parameter")])
+def test_trainable_pattern_that_cannot_work_stops_with_one_message(pattern, message):
+    from lexi.errors import UserError
+    from lexi.train.optimizer import trainable_mask
+
+    boxed = init(tiny_model("trainable"))[0]
+    with pytest.raises(UserError, match=message):
+        trainable_mask(pattern, nn.meta.unbox(boxed))
+    plain = jax.tree_util.tree_leaves(trainable_mask("table$", nn.meta.unbox(boxed)))
+    assert jax.tree_util.tree_leaves(trainable_mask("table$", boxed)) == plain and sum(plain) == 1  # paths as run-time sees them

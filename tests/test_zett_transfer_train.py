@@ -97,3 +97,28 @@ def test_byte_like_and_ordinary_steps_compile_once(smoke, cache_dir):
     assert np.isfinite(float(m["loss"]))
     figures = evaluate(state, rng)
     assert set(figures) == {"val_loss", "val_bpb_byte"} and all(map(math.isfinite, figures.values()))
+
+
+@pytest.mark.slow
+def test_rows_alone_train_with_the_body_frozen(smoke):
+    """`--trainable '^embedding/'` (config.train.trainable): after 4 steps the moved run's rows
+    have moved and its backbone is bit-for-bit the base's. Breaks if the pattern is ignored or
+    weight decay reaches frozen matrices."""
+    import zett_transfer_train as tt
+    from lexi.inference import load_for_inference
+    from lexi.zett.transfer import load_trained
+
+    out, report, _ = smoke
+    frozen = out / "frozen"
+    tt.main(["--zett-workdir", report["zett_workdir"], "--tokenizer", "byte", "--out", str(frozen), "--rows", "fvt",
+             "--steps", "0,4", "--max-documents", "2", "--trainable", "^embedding/"])
+    moved, base = load_for_inference(frozen / "fvt"), load_trained(report["zett_workdir"]).base
+    assert moved.step == 4 and json.loads((frozen / "fvt" / "config.json").read_text())["train"]["trainable"] == \
+        "^embedding/"
+    jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(moved.params["body"]),
+                           jax.device_get(base.params["body"]))
+    from lexi.zett.transfer import transfer  # the same rows at step 0, to see that they trained
+
+    start, _ = transfer(report["zett_workdir"], "byte", out / "fvt_step0", rows="fvt")
+    assert not np.allclose(jax.device_get(moved.params["embedding"]["table"]),
+                           jax.device_get(load_for_inference(start).params["embedding"]["table"]))

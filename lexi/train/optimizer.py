@@ -1,7 +1,10 @@
 """optax optimizers and learning-rate schedules from `config.train`."""
 from __future__ import annotations
 
+import re
+
 import jax
+import jax.numpy as jnp
 import optax
 
 from lexi.errors import UserError
@@ -39,6 +42,45 @@ def _decay_mask(params):
     return jax.tree_util.tree_map_with_path(decays, params)
 
 
+def param_path(path) -> str:
+    """'body/layers_0/attn/q/kernel': the '/'-joined dict keys and list indices that
+    `train.trainable` matches; attributes (a boxed parameter's `.value`) are left out, so boxed
+    and plain trees give the same paths."""
+    named = [k for k in path if hasattr(k, "key") or hasattr(k, "idx")]
+    return "/".join(str(k.key) if hasattr(k, "key") else str(k.idx) for k in named)
+
+
+def trainable_mask(pattern: str, params):
+    """True for every parameter whose path `re.search`es `pattern` ("" = all of them). A pattern
+    that is not a regex, or matches no parameter, stops with one message naming the paths."""
+    if not pattern:
+        return jax.tree_util.tree_map(lambda _: True, params)
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise UserError(f"config.train.trainable {pattern!r} is not a regular expression: {e}") from None
+    mask = jax.tree_util.tree_map_with_path(lambda path, _: bool(rx.search(param_path(path))), params)
+    if not any(jax.tree_util.tree_leaves(mask)):
+        paths = [param_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+        raise UserError(f"config.train.trainable {pattern!r} matches no parameter; paths look like "
+                        f"{', '.join(paths[:4])}")
+    return mask
+
+
+def freeze_others(inner: optax.GradientTransformation, pattern: str) -> optax.GradientTransformation:
+    """`inner` applied to the parameters `pattern` matches; the rest get zero gradients (so
+    clipping sees only the trained ones) and zero updates (so weight decay leaves them as they
+    are). The state is `inner`'s own, slots for frozen parameters included, so a checkpoint's
+    layout does not depend on what trains and a run can change `trainable` when it resumes."""
+    def update(grads, state, params=None):
+        mask = trainable_mask(pattern, grads)
+        keep = lambda tree: jax.tree_util.tree_map(lambda x, m: x if m else jnp.zeros_like(x), tree, mask)
+        updates, state = inner.update(keep(grads), state, params)
+        return keep(updates), state
+
+    return optax.GradientTransformation(inner.init, update)
+
+
 def make_optimizer(t) -> optax.GradientTransformation:
     if t.optimizer not in OPTIMIZERS:
         raise UserError(f"config.train.optimizer must be one of {OPTIMIZERS}, got {t.optimizer!r}")
@@ -53,4 +95,6 @@ def make_optimizer(t) -> optax.GradientTransformation:
         # Paper setting (T5X default): factored second moments, no momentum, relative step off.
         parts.append(optax.adafactor(schedule, multiply_by_parameter_scale=False, clipping_threshold=None,
                                      weight_decay_rate=t.weight_decay or None, weight_decay_mask=_decay_mask))
-    return optax.chain(*parts)
+    tx = optax.chain(*parts)
+    trainable = t.get("trainable", "")
+    return freeze_others(tx, trainable) if trainable else tx
