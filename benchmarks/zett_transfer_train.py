@@ -140,7 +140,7 @@ def table(report: dict) -> str:
         lines.append(f"| {rows} | " + " | ".join(f"{curve[n]:.4f}" for n in steps) + " |")
     for rows, c in report["continued"].items():
         lines.append(f"{rows}: lr {c['lr']:g}, warmup {c['warmup_steps']}, {c['schedule']} to step "
-                     f"{c['schedule_steps']}, batch {c['batch_size']} x {c['seq_len']}, training {c.get('trainable', 'all')}")
+                     f"{c['schedule_steps']}, batch {c['batch_size']} x {c['seq_len']}, training {c['trainable']}")
     return "\n".join(lines)
 
 

@@ -109,3 +109,18 @@ def test_trainable_pattern_that_cannot_work_stops_with_one_message(pattern, mess
         trainable_mask(pattern, nn.meta.unbox(boxed))
     plain = jax.tree_util.tree_leaves(trainable_mask("table$", nn.meta.unbox(boxed)))
     assert jax.tree_util.tree_leaves(trainable_mask("table$", boxed)) == plain and sum(plain) == 1  # paths as run-time sees them
+
+
+def test_a_run_with_a_pattern_that_matches_nothing_stops_at_its_layout():
+    """The check lives in the optimizer's init, which a run's layout traces (setup_run.state_layout,
+    shared by the LM and ZeTT tasks), so the run stops before it writes a checkpoint. A matching
+    pattern lays out: optax.tree_map_params calls init again on a leafless placeholder."""
+    from lexi.errors import UserError
+    from lexi.train.setup_run import assemble
+
+    cfg = base_config()
+    cfg.train.trainable = "^nothing$"
+    with pytest.raises(UserError, match="matches no parameter; paths look like body/"):
+        assemble(cfg, vocab_size=64)
+    cfg.train.trainable = "^embedding/"  # and one that matches lays out as usual
+    assert assemble(cfg, vocab_size=64).tx is not None

@@ -71,14 +71,21 @@ def freeze_others(inner: optax.GradientTransformation, pattern: str) -> optax.Gr
     """`inner` applied to the parameters `pattern` matches; the rest get zero gradients (so
     clipping sees only the trained ones) and zero updates (so weight decay leaves them as they
     are). The state is `inner`'s own, slots for frozen parameters included, so a checkpoint's
-    layout does not depend on what trains and a run can change `trainable` when it resumes."""
+    layout does not depend on what trains and a run can change `trainable` when it resumes.
+    `init` checks the pattern against the parameters, so a run stops at its layout (which
+    traces `init`), before anything is written."""
+    def init(params):
+        if jax.tree_util.tree_leaves(params):  # optax.tree_map_params also calls init on a leafless placeholder
+            trainable_mask(pattern, params)
+        return inner.init(params)
+
     def update(grads, state, params=None):
         mask = trainable_mask(pattern, grads)
         keep = lambda tree: jax.tree_util.tree_map(lambda x, m: x if m else jnp.zeros_like(x), tree, mask)
         updates, state = inner.update(keep(grads), state, params)
         return keep(updates), state
 
-    return optax.GradientTransformation(inner.init, update)
+    return optax.GradientTransformation(init, update)
 
 
 def make_optimizer(t) -> optax.GradientTransformation:

@@ -57,7 +57,6 @@ def assemble(cfg, vocab_size: int, special_ids: tuple = (), mesh=None, used_ids=
     tx = opt_lib.make_optimizer(cfg.train)
     schedule = opt_lib.make_schedule(cfg.train)
     boxed_vars = jax.eval_shape(lambda k: init_variables(model, k, cfg), jax.random.key(0))
-    opt_lib.trainable_mask(cfg.train.get("trainable", ""), boxed_vars["params"])  # a bad pattern stops here
     state_sh, abstract = state_layout(boxed_vars["params"], boxed_vars.get("constants", {}), tx, mesh, rules)
     return Run(cfg, mesh, model, tx, schedule, state_sh, abstract, tokenizer, workdir)
 

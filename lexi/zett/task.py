@@ -210,7 +210,6 @@ def assemble(cfg, workdir: Optional[Path] = None) -> ZettRun:
     dummy = (jnp.zeros((v, hcfg.pieces), jnp.int32), jnp.zeros((v,), bool), frozen_host["base_in"],
              frozen_host.get("base_out"))
     boxed = jax.eval_shape(lambda k: hypernet.init(k, *dummy), jax.random.key(0))["params"]
-    opt_lib.trainable_mask(cfg.train.get("trainable", ""), boxed)  # a bad pattern stops here
     state_sh, abstract = state_layout(boxed, {}, tx, mesh, rules)
     frozen = jax.tree_util.tree_map(
         lambda a: jax.device_put(a, NamedSharding(mesh, a.sharding.spec)), frozen_host)
